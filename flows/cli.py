@@ -1,0 +1,248 @@
+"""The ``cropcredit`` command line: a thin layer over the flows and libraries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+import flows  # noqa: F401  (offline Prefect defaults)
+from flows.settings import SeasonParams, SourceParams
+from geo.errors import CropCreditError
+from geo.types import GrowthStage
+
+app = typer.Typer(
+    help="Seasonal agricultural credit limits from Sentinel-2 imagery.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+log = logging.getLogger("flows.cli")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    for noisy in ("prefect", "httpx", "rasterio", "urllib3", "distributed", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _season_params(**kwargs: object) -> SeasonParams:
+    try:
+        return SeasonParams.model_validate(kwargs)
+    except ValidationError as exc:
+        raise _fail(f"bad parameters:\n{exc}") from None
+
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+Out = Annotated[Path, typer.Option(help="Output folder.")]
+
+
+@app.command()
+def demo(
+    out: Out = Path("out/demo"),
+    seed: Annotated[int, typer.Option(help="Seed of the generated region.")] = 7,
+    keep_ledger: Annotated[
+        bool, typer.Option(help="Keep an existing ledger (default: start a fresh one).")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Run a whole generated season end to end and write limits, a report and maps."""
+    _setup_logging(verbose)
+    ledger = out / "ledger.sqlite"
+    if ledger.exists() and not keep_ledger:
+        ledger.unlink()
+    params = _season_params(
+        out=out,
+        imagery={"source": "generated", "archive": out / "archive", "seed": seed},
+        run_id=f"demo-{seed}",
+    )
+    _run_season(params)
+
+
+@app.command()
+def season(
+    parcels: Annotated[Path | None, typer.Option(help="Parcels (GeoParquet/GeoPackage).")] = None,
+    farmers: Annotated[Path | None, typer.Option(help="Farmers table (CSV).")] = None,
+    source: Annotated[str, typer.Option(help="generated | local | stac | sentinelhub")] = "local",
+    archive: Annotated[Path, typer.Option(help="Local archive / generated root.")] = Path(
+        "out/demo/archive"
+    ),
+    catalog_url: Annotated[str | None, typer.Option(help="STAC API URL.")] = None,
+    season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
+    stage: Annotated[
+        list[GrowthStage] | None, typer.Option(help="Only these stages (repeatable).")
+    ] = None,
+    ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id (re-use it to resume).")] = None,
+    out: Out = Path("out/season"),
+    verbose: Verbose = False,
+) -> None:
+    """Run the season flow (or some of its stages) on a lender's parcels and imagery."""
+    _setup_logging(verbose)
+    kwargs: dict[str, object] = {
+        "season": season_year,
+        "parcels": parcels,
+        "farmers": farmers,
+        "imagery": {"source": source, "archive": archive, "catalog_url": catalog_url},
+        "ledger_url": ledger_url,
+        "run_id": run_id,
+        "out": out,
+        "simulate_draws": source == "generated",
+    }
+    if stage:
+        kwargs["stages"] = tuple(stage)
+    _run_season(_season_params(**kwargs))
+
+
+def _run_season(params: SeasonParams) -> None:
+    from flows.season import default_outputs
+    from flows.season import season as season_flow
+
+    started = time.perf_counter()
+    try:
+        outcomes = season_flow(params)
+    except CropCreditError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"season {params.season}: limits by stage")
+    for col in ("stage", "farmers", "total limit EUR", "cut", "hold", "zero", "new in ledger"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for o in outcomes:
+        acts = o.decisions["action"].value_counts()
+        table.add_row(
+            o.stage.value,
+            str(len(o.decisions)),
+            f"{o.decisions['limit_eur'].sum():,.0f}",
+            str(acts.get("cut", 0)),
+            str(acts.get("hold", 0)),
+            str(acts.get("zero", 0)),
+            str(o.written),
+        )
+    console.print(table)
+    console.print(f"done in {time.perf_counter() - started:.0f} s. Outputs:")
+    for name, path in default_outputs(params.out).items():
+        console.print(f"  {name:18} {path}")
+
+
+@app.command()
+def generate(
+    out: Out = Path("out/demo/archive"),
+    seed: Annotated[int, typer.Option(help="Seed.")] = 7,
+    size_px: Annotated[int, typer.Option(help="Region size in 10 m pixels.")] = 480,
+    verbose: Verbose = False,
+) -> None:
+    """Write the generated region and season as a local archive (COGs + parcels)."""
+    from geo.synth import SynthConfig, write_archive
+
+    _setup_logging(verbose)
+    path = write_archive(out, SynthConfig(seed=seed, size_px=size_px))
+    console.print(f"archive written to {path}")
+
+
+@app.command()
+def acquire(
+    source: Annotated[str, typer.Option(help="generated | local | stac | sentinelhub")] = "local",
+    archive: Annotated[Path, typer.Option(help="Local archive root.")] = Path("out/demo/archive"),
+    parcels: Annotated[Path | None, typer.Option(help="Parcels file.")] = None,
+    farmers: Annotated[Path | None, typer.Option(help="Farmers table.")] = None,
+    catalog_url: Annotated[str | None, typer.Option(help="STAC API URL.")] = None,
+    sh_base_url: Annotated[str | None, typer.Option(help="Sentinel Hub base URL.")] = None,
+    sh_profile: Annotated[str | None, typer.Option(help="sentinelhub config profile.")] = None,
+    as_of: Annotated[str, typer.Option(help="Composite up to this date (YYYY-MM-DD).")] = (
+        "2026-09-30"
+    ),
+    season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
+    out: Out = Path("out/acquire"),
+    verbose: Verbose = False,
+) -> None:
+    """Fetch, cloud-mask and composite the parcels' imagery up to a date."""
+    from flows.season import acquire as acquire_flow
+
+    _setup_logging(verbose)
+    try:
+        day = dt.date.fromisoformat(as_of)
+    except ValueError:
+        raise _fail(f"--as-of {as_of!r} is not a date YYYY-MM-DD") from None
+    params = _season_params(
+        season=season_year,
+        parcels=parcels or archive / "parcels.parquet",
+        farmers=farmers or archive / "farmers.csv",
+        imagery=SourceParams(
+            source=source,  # type: ignore[arg-type]
+            archive=archive,
+            catalog_url=catalog_url,
+            sh_base_url=sh_base_url,
+            sh_profile=sh_profile,
+            cache_dir=out / "cache",
+        ),
+        out=out,
+    )
+    try:
+        summary = acquire_flow(params, day)
+    except CropCreditError as exc:
+        raise _fail(str(exc)) from None
+    console.print(summary)
+
+
+@app.command("train-segmenter")
+def train_segmenter(
+    out: Annotated[Path, typer.Option(help="Where to write the weights.")] = Path(
+        "data/models/segmenter.pt"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    verbose: Verbose = False,
+) -> None:
+    """Train the crop-type U-Net on generated scenes (CPU) and write its weights."""
+    from vision.train import train_and_save
+
+    _setup_logging(verbose)
+    metrics = train_and_save(out, seed=seed)
+    console.print(metrics)
+
+
+@app.command("train-pd")
+def train_pd(
+    loans: Annotated[Path, typer.Option(help="Loan history (CSV or Parquet), see README.")],
+    out: Annotated[Path, typer.Option(help="Where to write the model.")] = Path(
+        "out/pd_model.json"
+    ),
+    verbose: Verbose = False,
+) -> None:
+    """Retrain the probability-of-default model on a lender's own loan history."""
+    from scoring.pd_model import train_pd_from_file
+
+    _setup_logging(verbose)
+    try:
+        metrics = train_pd_from_file(loans, out)
+    except CropCreditError as exc:
+        raise _fail(str(exc)) from None
+    console.print(metrics)
+
+
+@app.command()
+def clean(out: Out = Path("out/demo")) -> None:
+    """Remove a run's outputs."""
+    shutil.rmtree(out, ignore_errors=True)
+    console.print(f"removed {out}")
+
+
+if __name__ == "__main__":
+    app()

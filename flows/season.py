@@ -1,0 +1,202 @@
+"""The season's flows: onboard, acquire, assess, set_limits, relimit, and season over them.
+
+Each flow reads like a table of contents; the work is in the tasks and the libraries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, get_run_logger
+
+from flows import tasks
+from flows.settings import SeasonParams
+from flows.versions import run_manifest
+from geo.calendar import stage_dates
+from geo.composite import Composite
+from geo.types import GrowthStage, Season
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageOutcome:
+    """What one stage's batch decided, with the evidence it used."""
+
+    stage: GrowthStage
+    decisions: pd.DataFrame
+    assessment: pd.DataFrame
+    curves: pd.DataFrame
+    written: int
+    composites: dict[dt.date, Composite] = field(default_factory=dict)
+
+
+@flow(name="onboard")
+def onboard(params: SeasonParams) -> tasks.Onboarded:
+    """Read, validate and reproject the lender's parcels; list overlapping pledges."""
+    return tasks.load_parcels(params.parcels_path(), params.farmers_path())
+
+
+@flow(name="acquire")
+def acquire(params: SeasonParams, as_of: dt.date) -> dict[str, object]:
+    """Fetch, cloud-mask and composite the season's imagery over the parcels up to ``as_of``.
+
+    Scheduled every few days, this keeps the composite cache warm for the next re-limit.
+    """
+    board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    composite = _composites(params, board, {"*": as_of})[as_of]
+    observed = float(composite.observed.any(axis=(1, 2)).sum())
+    return {"as_of": as_of, "shape": composite.shape, "dekads_observed": observed}
+
+
+@flow(name="assess")
+def assess(params: SeasonParams, stage: GrowthStage) -> Path:
+    """Crop type, planted area and health per parcel at ``stage``; writes the table."""
+    board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    as_of = _stage_dates(params, board, stage)
+    table, curves = _assess(board, _composites(params, board, as_of), as_of)
+    path = params.out / "stages" / stage.value / "assessment.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path)
+    curves.to_parquet(path.with_name("curves.parquet"))
+    return path
+
+
+def _stage_dates(
+    params: SeasonParams, board: tasks.Onboarded, stage: GrowthStage
+) -> dict[str, dt.date]:
+    season = Season(params.season)
+    return {r: stage_dates(r, season)[stage] for r in sorted(board.parcels["region"].unique())}
+
+
+def _composites(
+    params: SeasonParams, board: tasks.Onboarded, as_of_by_region: dict[str, dt.date]
+) -> dict[dt.date, Composite]:
+    source = tasks.prepare_source(params.imagery)
+    bounds = tasks.parcels_bounds(board.parcels)
+    cache = params.imagery.cache_dir or params.out / "cache"
+    season = Season(params.season)
+    return {
+        as_of: tasks.acquire_composite(source, bounds, season, as_of, cache)
+        for as_of in sorted(set(as_of_by_region.values()))
+    }
+
+
+def _assess(
+    board: tasks.Onboarded,
+    composites: dict[dt.date, Composite],
+    as_of_by_region: dict[str, dt.date],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tables, curves = [], []
+    for region, as_of in as_of_by_region.items():
+        parcels = board.parcels[board.parcels["region"] == region]
+        if parcels.empty:
+            continue
+        table, curve, _ = tasks.assess(parcels, composites[as_of])
+        tables.append(table)
+        curves.append(curve)
+    return pd.concat(tables, ignore_index=True), pd.concat(curves, ignore_index=True)
+
+
+def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> StageOutcome:
+    from scoring.ledger import Ledger
+
+    logger = get_run_logger()
+    season = Season(params.season)
+    board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    as_of_by_region = _stage_dates(params, board, stage)
+    composites = _composites(params, board, as_of_by_region)
+    assessment, curves = _assess(board, composites, as_of_by_region)
+    ledger = Ledger(params.ledger())
+    previous = None if stage == GrowthStage.PRE_SOWING else ledger.current_limits(season)
+    drawn = ledger.drawn(season)
+    decisions, features = tasks.score(assessment, board, params, stage, previous, drawn)
+    manifest = run_manifest(params)
+    written = ledger.record_decisions(
+        run_id,
+        season,
+        decisions,
+        model_version=manifest["model_version"],
+        policy_version=manifest["policy_version"],
+        config=json.loads(params.model_dump_json()),
+    )
+    if params.simulate_draws:
+        from scoring.drawdown import simulate_draws
+        from scoring.tables import load_economics
+
+        current = ledger.current_limits(season)
+        draws = simulate_draws(
+            current, features, stage, load_economics(override=params.economics), season
+        )
+        for farmer_id, amount in draws.items():
+            ledger.record_draw(season, stage, str(farmer_id), float(amount))
+    stage_dir = params.out / "stages" / stage.value
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    assessment.to_parquet(stage_dir / "assessment.parquet")
+    curves.to_parquet(stage_dir / "curves.parquet")
+    decisions.assign(
+        reasons=decisions["reasons"].map(json.dumps),
+        flags=decisions["flags"].map(json.dumps),
+        evidence=decisions["evidence"].map(lambda e: json.dumps(e, default=str)),
+    ).to_parquet(stage_dir / "decisions.parquet")
+    logger.info(
+        "%s: %d decisions (%d new in the ledger): %s",
+        stage.value,
+        len(decisions),
+        written,
+        decisions["action"].value_counts().to_dict(),
+    )
+    return StageOutcome(stage, decisions, assessment, curves, written, composites)
+
+
+@flow(name="set_limits")
+def set_limits(params: SeasonParams, run_id: str) -> StageOutcome:
+    """Pre-sowing limits for every farmer."""
+    return _limit_stage(params, GrowthStage.PRE_SOWING, run_id)
+
+
+@flow(name="relimit")
+def relimit(params: SeasonParams, stage: GrowthStage, run_id: str) -> StageOutcome:
+    """Re-limit every farmer at a growth stage with what the season shows so far."""
+    if stage == GrowthStage.PRE_SOWING:
+        raise ValueError("pre-sowing limits are set by the set_limits flow, not relimit")
+    return _limit_stage(params, stage, run_id)
+
+
+@flow(name="season")
+def season(params: SeasonParams) -> list[StageOutcome]:
+    """A whole season: onboard, then each stage's limits, then the report."""
+    from flows.report import write_report
+
+    run_id = params.run_id or f"season-{params.season}-{uuid.uuid4().hex[:8]}"
+    params.out.mkdir(parents=True, exist_ok=True)
+    (params.out / "run.json").write_text(
+        json.dumps({"run_id": run_id, **run_manifest(params)}, indent=2, default=str)
+    )
+    board = onboard(params)
+    outcomes: list[StageOutcome] = []
+    for stage in params.stages:
+        if stage == GrowthStage.PRE_SOWING:
+            outcomes.append(set_limits(params, run_id))
+        else:
+            outcomes.append(relimit(params, stage, run_id))
+    write_report(params, board, outcomes)
+    return outcomes
+
+
+def default_outputs(out: Path) -> dict[str, Path]:
+    """Where a season run writes its outputs."""
+    return {
+        "limits (CSV)": out / "limits.csv",
+        "limits (Parquet)": out / "limits.parquet",
+        "report": out / "report" / "index.html",
+        "maps": out / "report" / "maps",
+        "ledger": out / "ledger.sqlite",
+        "run manifest": out / "run.json",
+    }

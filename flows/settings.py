@@ -1,0 +1,73 @@
+"""One validated parameter model per flow (pydantic, unknown keys rejected)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from geo.types import STAGES, GrowthStage
+
+SourceName = Literal["generated", "local", "stac", "sentinelhub"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceParams(_Params):
+    """Where imagery comes from (see README, "Imagery sources")."""
+
+    source: SourceName = "generated"
+    archive: Path = Path("out/demo/archive")
+    catalog_url: str | None = None
+    collection: str = "sentinel-2-l2a"
+    max_cloud_cover: float = Field(80.0, ge=0, le=100)
+    sh_profile: str | None = None
+    sh_base_url: str | None = None
+    cache_dir: Path | None = None
+    seed: int = 7
+
+
+class SeasonParams(_Params):
+    """Parameters of the ``season`` flow: a whole season, stage by stage."""
+
+    season: int = Field(2026, ge=2000, le=2100)
+    parcels: Path | None = None  # default: the archive's parcels.parquet
+    farmers: Path | None = None  # default: the archive's farmers.csv
+    imagery: SourceParams = SourceParams()
+    out: Path = Path("out/demo")
+    ledger_url: str | None = None  # default: sqlite:///<out>/ledger.sqlite
+    run_id: str | None = None
+    stages: tuple[GrowthStage, ...] = STAGES
+    simulate_draws: bool = True
+    economics: Path | None = None  # a lender's override of data/crop_economics.csv
+    task_runner: Literal["thread", "dask"] = "thread"
+    dask_address: str | None = None
+
+    @field_validator("stages")
+    @classmethod
+    def _ordered(cls, v: tuple[GrowthStage, ...]) -> tuple[GrowthStage, ...]:
+        order = [s.order for s in v]
+        if order != sorted(order) or len(set(order)) != len(order):
+            raise ValueError("stages must be distinct and in season order")
+        return v
+
+    def ledger(self) -> str:
+        return self.ledger_url or f"sqlite:///{(self.out / 'ledger.sqlite').resolve()}"
+
+    def parcels_path(self) -> Path:
+        return self.parcels or self.imagery.archive / "parcels.parquet"
+
+    def farmers_path(self) -> Path:
+        return self.farmers or self.imagery.archive / "farmers.csv"
+
+
+class StageParams(_Params):
+    """Parameters of one stage's ``relimit`` batch."""
+
+    season: SeasonParams
+    stage: GrowthStage
+    as_of: dt.date | None = None

@@ -1,0 +1,161 @@
+"""Prefect tasks: small typed wrappers around library calls. No maths here.
+
+Only network-bound work retries; big in-memory inputs (composites, probability maps) are not
+hashed for Prefect's cache (``NO_CACHE``): acquisition caches its composites on disk itself,
+keyed by the scenes it read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.settings import SeasonParams, SourceParams
+from geo.composite import Composite, composite_dekads
+from geo.parcels import find_overlaps, read_parcels
+from geo.sources.base import Bounds, TileSource
+from geo.sources.factory import open_source
+from geo.types import GrowthStage, Season
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Onboarded:
+    """What onboarding produced: good parcels (UTM), rejects, overlaps and farmers."""
+
+    parcels: gpd.GeoDataFrame
+    rejects: pd.DataFrame
+    overlaps: pd.DataFrame
+    farmers: pd.DataFrame
+
+
+@task(name="prepare-source", retries=2, retry_delay_seconds=[5, 20], cache_policy=NO_CACHE)
+def prepare_source(params: SourceParams) -> TileSource:
+    """Open the imagery source (the generated one writes its archive on first use)."""
+    return open_source(params)
+
+
+@task(name="read-parcels", cache_policy=NO_CACHE)
+def load_parcels(parcels_path: Path, farmers_path: Path) -> Onboarded:
+    """Read and validate parcels, list overlapping pledges, read the farmers table."""
+    logger = get_run_logger()
+    parcel_set = read_parcels(parcels_path)
+    overlaps = find_overlaps(parcel_set.parcels)
+    farmers = pd.read_csv(farmers_path, dtype={"farmer_id": str})
+    logger.info(
+        "onboarded %d parcels of %d farmers (%d rejected, %d overlapping pairs)",
+        len(parcel_set.parcels),
+        parcel_set.parcels["farmer_id"].nunique(),
+        len(parcel_set.rejects),
+        len(overlaps) // 2,
+    )
+    return Onboarded(parcel_set.parcels, parcel_set.rejects, overlaps, farmers)
+
+
+def parcels_bounds(parcels: gpd.GeoDataFrame, margin_m: float = 30.0) -> Bounds:
+    """Bounds of the parcels, widened by ``margin_m`` and snapped outward to the 10 m grid."""
+    left, bottom, right, top = parcels.total_bounds
+    snap = 10.0
+    return Bounds(
+        float(np.floor((left - margin_m) / snap) * snap),
+        float(np.floor((bottom - margin_m) / snap) * snap),
+        float(np.ceil((right + margin_m) / snap) * snap),
+        float(np.ceil((top + margin_m) / snap) * snap),
+        crs=str(parcels.crs.to_string()),
+    )
+
+
+@task(name="acquire-composite", cache_policy=NO_CACHE)
+def acquire_composite(
+    source: TileSource, bounds: Bounds, season: Season, as_of: dt.date, cache_dir: Path
+) -> Composite:
+    """Search, read, mask and composite every scene up to ``as_of`` (cached on disk)."""
+    logger = get_run_logger()
+    refs = source.search(bounds, season.start, as_of)
+    key = hashlib.sha256(
+        json.dumps(
+            [source.name, str(bounds), str(as_of), [r.scene_id for r in refs]], sort_keys=True
+        ).encode()
+    ).hexdigest()[:16]
+    path = cache_dir / f"composite-{as_of:%Y%m%d}-{key}.npz"
+    if path.exists():
+        logger.info("composite for %s from cache (%d scenes)", as_of, len(refs))
+        return Composite.from_npz(path)
+    logger.info("compositing %d scenes up to %s", len(refs), as_of)
+    composite = composite_dekads((source.read(r, bounds) for r in refs), season, as_of)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    composite.to_npz(path)
+    return composite
+
+
+@functools.lru_cache(maxsize=2)
+def _segmenter(path: str | None) -> object:
+    from vision.model import load_segmenter
+
+    return load_segmenter(Path(path) if path else None)
+
+
+@task(name="assess-parcels", cache_policy=NO_CACHE)
+def assess(
+    parcels: gpd.GeoDataFrame, composite: Composite
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Segment the composite and summarise each parcel: crop, area, health."""
+    from vision.assess import assess_parcels
+    from vision.health import load_reference_curves
+    from vision.infer import predict_proba
+    from vision.model import model_input
+
+    seg = _segmenter(None)
+    proba = predict_proba(seg, model_input(composite.data))  # type: ignore[arg-type]
+    table, curves = assess_parcels(
+        parcels, composite, proba, reference_curves=load_reference_curves()
+    )
+    get_run_logger().info(
+        "assessed %d parcels: %s",
+        len(table),
+        table["health_class"].value_counts().to_dict(),
+    )
+    return table, curves, proba
+
+
+@task(name="score-farmers", cache_policy=NO_CACHE)
+def score(
+    assessment: pd.DataFrame,
+    board: Onboarded,
+    params: SeasonParams,
+    stage: GrowthStage,
+    previous: pd.DataFrame | None,
+    drawn: pd.Series,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features, PD with reasons, and the limit policy for one stage's batch."""
+    from scoring.features import farmer_features
+    from scoring.pd_model import load_shipped_pd
+    from scoring.policy import PolicyConfig, decide_batch
+    from scoring.reasons import reasons_for
+    from scoring.tables import load_economics
+
+    season = Season(params.season)
+    economics = load_economics(override=params.economics)
+    features = farmer_features(
+        assessment, board.farmers, board.overlaps, economics, season, stage
+    )
+    model = load_shipped_pd()
+    pd_ = model.predict(features)
+    contributions = model.contributions(features)
+    reasons = [
+        reasons_for(features.iloc[i], contributions.iloc[i]) for i in range(len(features))
+    ]
+    decisions = decide_batch(features, pd_, reasons, previous, drawn, stage, PolicyConfig())
+    return decisions, features

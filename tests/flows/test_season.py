@@ -1,0 +1,136 @@
+"""A whole (small) generated season through the real Prefect flows, checked against truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.settings import SeasonParams
+from geo.types import STAGES, GrowthStage, Season
+
+SEASON = Season(2026)
+
+
+@pytest.fixture(scope="module")
+def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from geo.synth import SynthConfig, write_archive
+
+    root = tmp_path_factory.mktemp("archive")
+    return write_archive(root, SynthConfig(seed=11, size_px=200, n_farmers=60))
+
+
+@pytest.fixture(scope="module")
+def season_run(small_archive: Path, tmp_path_factory: pytest.TempPathFactory, prefect_harness):
+    from flows.season import season
+
+    out = tmp_path_factory.mktemp("season")
+    params = SeasonParams(
+        out=out,
+        imagery={"source": "local", "archive": small_archive},
+        run_id="test-run",
+    )
+    outcomes = season(params)
+    return params, outcomes
+
+
+def _ledger(params: SeasonParams):
+    from scoring.ledger import Ledger
+
+    return Ledger(params.ledger())
+
+
+def test_ledger_has_one_decision_per_farmer_and_stage(season_run) -> None:
+    params, outcomes = season_run
+    history = _ledger(params).decisions(SEASON)
+    farmers = pd.read_csv(params.farmers_path(), dtype={"farmer_id": str})["farmer_id"]
+    parcels = pd.read_parquet(params.parcels_path())
+    pledged = set(parcels["farmer_id"])
+    counts = history.groupby(["farmer_id", "stage"]).size()
+    assert counts.max() == 1, "a farmer has two decisions for one stage"
+    assert set(history["stage"]) == {s.value for s in STAGES}
+    per_stage = history.groupby("stage")["farmer_id"].nunique()
+    assert (per_stage == len(pledged & set(farmers))).all(), per_stage
+    assert [o.stage for o in outcomes] == list(STAGES)
+
+
+def test_rerunning_the_same_run_writes_nothing_twice(season_run) -> None:
+    from flows.season import relimit
+
+    params, _ = season_run
+    before = len(_ledger(params).decisions(SEASON))
+    again = relimit(params, GrowthStage.FLOWERING, "test-run")
+    assert again.written == 0
+    assert len(_ledger(params).decisions(SEASON)) == before
+
+
+def test_drought_hit_farmers_are_cut_at_the_next_stage(season_run, small_archive: Path) -> None:
+    params, _ = season_run
+    truth = pd.read_parquet(small_archive / "truth" / "parcels_truth.parquet")
+    history = _ledger(params).decisions(SEASON).set_index(["farmer_id", "stage"])
+    drought = truth[truth["event"] == "drought"]
+    assert not drought.empty, "the generator produced no drought-hit parcel"
+    cut = 0
+    for farmer_id in drought["farmer_id"].unique():
+        before = history.loc[(farmer_id, GrowthStage.VEGETATIVE.value), "limit_eur"]
+        later = [
+            history.loc[(farmer_id, s.value), "limit_eur"]
+            for s in (GrowthStage.FLOWERING, GrowthStage.GRAIN_FILL)
+        ]
+        cut += min(later) < before
+    assert cut >= 0.6 * drought["farmer_id"].nunique(), (cut, drought["farmer_id"].nunique())
+
+
+def test_overlaps_wrong_crops_and_non_cropland_are_caught(season_run, small_archive) -> None:
+    params, _ = season_run
+    truth = pd.read_parquet(small_archive / "truth" / "parcels_truth.parquet")
+    history = _ledger(params).decisions(SEASON)
+    last = history[history["stage"] == GrowthStage.HARVEST.value].set_index("farmer_id")
+    flags = last["flags"].map(lambda f: " ".join(json.loads(f)) if isinstance(f, str) else "")
+    overlapping = truth.loc[truth["overlap"], "farmer_id"].unique()
+    assert len(overlapping) == 2
+    assert all("overlap" in flags[f] for f in overlapping)
+    wrong = truth.loc[truth["wrong_declaration"], "farmer_id"].unique()
+    assert len(wrong) >= 1
+    assert sum("wrong_crop" in flags[f] for f in wrong) >= 0.5 * len(wrong)
+    # the parcel that is not cropland earns no limit
+    bad = truth.loc[truth["not_cropland"]]
+    assert len(bad) == 1
+    row = _ledger(params).decisions(SEASON)
+    pre = row[(row["stage"] == "pre_sowing") & (row["farmer_id"] == bad.iloc[0]["farmer_id"])]
+    evidence = json.loads(pre.iloc[-1]["evidence"]) if len(pre) else {}
+    assert "not_cropland" in " ".join(json.loads(last.loc[bad.iloc[0]["farmer_id"], "flags"]))
+    assert evidence, "decisions carry their evidence"
+
+
+def test_outputs_written(season_run) -> None:
+    params, _ = season_run
+    limits = pd.read_csv(params.out / "limits.csv")
+    assert {"farmer_id", "limit_eur"} <= set(limits.columns)
+    assert (limits["limit_eur"] >= 0).all()
+    assert (params.out / "limits.parquet").exists()
+    page = (params.out / "report" / "index.html").read_text()
+    assert "Limits by stage" in page and "map.html" in page
+    run = json.loads((params.out / "run.json").read_text())
+    assert run["model_version"] and run["policy_version"] and run["params"]["season"] == 2026
+
+
+@pytest.mark.browser
+def test_report_map_renders_in_chromium(season_run, chrome) -> None:
+    params, _ = season_run
+    parcels = pd.read_parquet(params.parcels_path())
+    chrome.get((params.out / "report" / "map.html").resolve().as_uri())
+    n_paths = chrome.execute_script(
+        "return document.querySelectorAll('path.leaflet-interactive').length"
+    )
+    images = chrome.execute_script(
+        "return Array.from(document.querySelectorAll('img.leaflet-image-layer'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length"
+    )
+    shots = Path(__file__).parents[1] / "artifacts"
+    shots.mkdir(exist_ok=True)
+    chrome.save_screenshot(str(shots / "report_map.png"))
+    assert n_paths == len(parcels)
+    assert images >= 1, "the offline base layer did not load"
