@@ -1,0 +1,1 @@
+"""`make bench`: every module here with a `run() -> str` prints its tables."""
