@@ -1,0 +1,173 @@
+"""Farmer features: parcel status, areas, flags, health and money."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from scoring_fixtures import NO_OVERLAPS, farmers_for, frame, parcel
+
+from geo.errors import TableError
+from geo.types import GrowthStage, Season
+from scoring.features import farmer_features
+
+S = Season(2026)
+
+
+def feats(rows, economics, stage=GrowthStage.VEGETATIVE, overlaps=NO_OVERLAPS, ids=None):
+    df = frame(rows)
+    ids = ids or sorted(set(df["farmer_id"]))
+    return farmer_features(df, farmers_for(ids), overlaps, economics, S, stage).set_index(
+        "farmer_id"
+    )
+
+
+def test_verified_area_uses_planted_area(economics) -> None:
+    f = feats(
+        [
+            parcel("P1", "F1", "winter_cereals", 10, planted_area_ha=9),
+            parcel("P2", "F1", "maize", 5, detected_crop="sunflower", confidence=0.9),
+            parcel("P3", "F1", "rapeseed", 5, confidence=0.3),
+        ],
+        economics,
+    ).loc["F1"]
+    assert f["declared_area_ha"] == pytest.approx(20)
+    assert f["verified_area_ha"] == pytest.approx(9)
+    assert f["verified_share"] == pytest.approx(9 / 20)
+    assert f["low_confidence_share"] == pytest.approx(5 / 20)
+    assert f["crop_diversity"] == 3
+    assert "wrong_crop" in f["flags"]
+    statuses = {e["parcel_id"]: e["status"] for e in f["evidence"]}
+    assert statuses == {"P1": "verified", "P2": "wrong_crop", "P3": "low_confidence"}
+    # financed: 9 verified + 0.5 x 5 low-confidence ha; wrong crop gets nothing
+    assert f["financed_area_ha"] == pytest.approx(11.5)
+
+
+def test_pre_sowing_does_not_punish_invisible_spring_crops(economics) -> None:
+    rows = [
+        parcel(
+            "P1",
+            "F1",
+            "maize",
+            10,
+            detected_crop="non_crop",
+            confidence=0.95,
+            health_z=-3,
+            health_class="failed",
+        ),
+        parcel("P2", "F2", "winter_cereals", 10),
+    ]
+    f = feats(rows, economics, stage=GrowthStage.PRE_SOWING)
+    spring, winter = f.loc["F1"], f.loc["F2"]
+    assert spring["flags"] == []  # bare soil before sowing is not "not cropland"
+    assert spring["health_z"] == 0 and spring["yield_factor"] == pytest.approx(1.0)
+    assert spring["financed_area_ha"] == pytest.approx(7.0)  # 0.7 verification haircut
+    assert spring["verified_share"] == pytest.approx(0.85)  # neutral: nothing checkable yet
+    assert winter["verified_share"] == pytest.approx(1.0)
+    maize = economics.lookup("maize", "poitou-nord", S)
+    assert spring["total_cost_eur"] == pytest.approx(7.0 * maize.cost_eur_ha)
+    # the same parcel seen as bare soil at vegetative IS flagged
+    later = feats(rows, economics, stage=GrowthStage.VEGETATIVE).loc["F1"]
+    assert "not_cropland" in later["flags"]
+    assert later["financed_area_ha"] == 0
+
+
+def test_overstated_area_flag(economics) -> None:
+    f = feats(
+        [
+            parcel("P1", "F1", "winter_cereals", 10, planted_area_ha=7),  # 30 % short
+            parcel("P2", "F2", "winter_cereals", 10, planted_area_ha=9),  # within 20 %
+            parcel("P3", "F3", "winter_cereals", 1.0, planted_area_ha=0.6),  # < 0.5 ha
+        ],
+        economics,
+    )
+    assert f.loc["F1", "flag_overstated_area"]
+    assert not f.loc["F2", "flag_overstated_area"]
+    assert not f.loc["F3", "flag_overstated_area"]
+    assert f.loc["F1", "area_gap_ha"] == pytest.approx(3)
+    assert f.loc["F1", "area_gap_share"] == pytest.approx(0.3)
+
+
+def test_overlap_flag_ignores_own_parcels_and_slivers(economics) -> None:
+    overlaps = pd.DataFrame(
+        [
+            ("P1", "F1", "P9", "F9", 2.0, 0.2),
+            ("P2", "F2", "P3", "F2", 1.0, 0.5),  # same farmer
+            ("P3", "F2", "P8", "F8", 0.01, 0.001),  # sliver
+        ],
+        columns=NO_OVERLAPS.columns,
+    )
+    rows = [parcel("P1", "F1"), parcel("P2", "F2"), parcel("P3", "F2")]
+    f = feats(rows, economics, overlaps=overlaps)
+    assert f.loc["F1", "flag_overlap"] and f.loc["F1", "overlaps"][0]["other_farmer_id"] == "F9"
+    assert not f.loc["F2", "flag_overlap"]
+
+
+def test_no_vegetation_flag(economics) -> None:
+    f = feats([parcel("P1", "F1", ndvi_last=0.15), parcel("P2", "F2", ndvi_last=0.7)], economics)
+    assert f.loc["F1", "flag_no_vegetation"] and not f.loc["F2", "flag_no_vegetation"]
+
+
+def test_health_lowers_revenue_and_failed_is_twenty_percent(economics) -> None:
+    since = dt.date(2026, 4, 1)
+    f = feats(
+        [
+            parcel("P1", "F1"),
+            parcel("P2", "F2", health_z=-2.0, health_class="stressed", health_since=since),
+            parcel("P3", "F3", health_z=-4.0, health_class="failed", health_since=since),
+            parcel("P4", "F4", health_z=float("nan"), health_class="unknown"),
+        ],
+        economics,
+    )
+    good = f.loc["F1", "expected_revenue_eur"]
+    assert f.loc["F2", "expected_revenue_eur"] == pytest.approx(good * 0.84)
+    assert f.loc["F3", "expected_revenue_eur"] == pytest.approx(good * 0.2)
+    assert f.loc["F4", "expected_revenue_eur"] == pytest.approx(good)
+    assert f.loc["F4", "health_z"] == 0
+    assert f.loc["F2", "health_worst"] == "stressed" and f.loc["F2", "n_stressed_parcels"] == 1
+    assert f.loc["F3", "failed_share"] == pytest.approx(1.0)
+    assert f.loc["F2", "health_since"] == "2026-04-01"
+
+
+def test_stress_needs_two_dekads_to_be_confirmed(economics) -> None:
+    f = feats(
+        [
+            parcel(
+                "P1", "F1", health_z=-2, health_class="stressed", health_since=dt.date(2026, 4, 28)
+            )
+        ],
+        economics,
+    ).loc["F1"]
+    assert f["stress_pending"] and f["n_stressed_parcels"] == 0 and f["stressed_share"] == 0
+
+
+def test_money_is_consistent(economics) -> None:
+    f = feats([parcel("P1", "F1", "winter_cereals", 10)], economics).loc["F1"]
+    row = economics.lookup("winter_cereals", "poitou-nord", S)
+    assert f["total_cost_eur"] == pytest.approx(10 * row.cost_eur_ha)
+    assert f["expected_revenue_eur"] == pytest.approx(10 * row.revenue_eur_ha)
+    assert f["cost_to_come_eur"] == pytest.approx(
+        10 * row.cost_eur_ha * row.share_from(GrowthStage.VEGETATIVE)
+    )
+    assert f["cost_to_come_eur"] + f["cost_through_stage_eur"] > f["total_cost_eur"]
+    assert f["expected_margin_eur"] == pytest.approx(
+        f["expected_revenue_eur"] - f["total_cost_eur"]
+    )
+    assert f["margin_ratio"] == pytest.approx(row.revenue_eur_ha / row.cost_eur_ha)
+    assert f["debt_service_ratio"] == pytest.approx(2000 / f["expected_revenue_eur"])
+
+
+def test_missing_farmer_and_column_raise(economics) -> None:
+    df = frame([parcel("P1", "F1")])
+    with pytest.raises(TableError, match="no row for farmer.*F1"):
+        farmer_features(df, farmers_for(["F2"]), NO_OVERLAPS, economics, S, GrowthStage.SOWING)
+    with pytest.raises(TableError, match="missing column.*health_z"):
+        farmer_features(
+            df.drop(columns="health_z"),
+            farmers_for(["F1"]),
+            NO_OVERLAPS,
+            economics,
+            S,
+            GrowthStage.SOWING,
+        )
