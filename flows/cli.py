@@ -238,6 +238,55 @@ def train_pd(
 
 
 @app.command()
+def review(
+    out: Out = Path("out/demo"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Serve the loan officers' review pages for a season run's outputs."""
+    from flows.review import serve
+
+    _setup_logging(verbose)
+    if not (out / "run.json").exists():
+        raise _fail(f"{out} holds no season run (run.json missing); run `make demo` first")
+    serve(out, host, port, ledger_url=ledger_url)
+
+
+@app.command()
+def schedule(
+    season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
+    region: Annotated[list[str] | None, typer.Option(help="Region (repeatable).")] = None,
+    timezone: Annotated[str, typer.Option(help="Lender's IANA time zone.")] = "Europe/Paris",
+    acquisitions: Annotated[bool, typer.Option(help="List acquisition runs too.")] = False,
+) -> None:
+    """Print the season's calendar of runs: re-limits by stage and region, acquisitions."""
+    from flows.schedule import season_runs
+    from geo.types import Season
+
+    try:
+        runs = season_runs(Season(season_year), regions=region, timezone=timezone)
+    except (ValueError, CropCreditError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"season {season_year} runs ({timezone})")
+    for col in ("when", "flow", "region", "stage", "cron"):
+        table.add_column(col)
+    shown = [r for r in runs if acquisitions or r.flow != "acquire"]
+    for r in shown:
+        table.add_row(
+            r.when.strftime("%Y-%m-%d %H:%M %Z"),
+            r.flow,
+            r.region,
+            r.stage.value if r.stage else "",
+            r.cron,
+        )
+    console.print(table)
+    n_acq = sum(r.flow == "acquire" for r in runs)
+    console.print(f"{len(runs) - n_acq} limit runs, {n_acq} acquisition runs")
+
+
+@app.command()
 def clean(out: Out = Path("out/demo")) -> None:
     """Remove a run's outputs."""
     shutil.rmtree(out, ignore_errors=True)

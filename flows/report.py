@@ -24,7 +24,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from geo.composite import Composite
 from geo.indices import ndvi
-from geo.types import BANDS, CROPS, Season
+from geo.types import BANDS, Season
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -154,11 +154,13 @@ def write_maps(
     ):
         fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
         values = merged[column].fillna("unknown")
-        merged.plot(ax=ax, color=[colors.get(v, "#000000") for v in values], edgecolor="white",
-                    linewidth=0.2)
-        handles = [
-            plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in colors if k in set(values)
-        ]
+        merged.plot(
+            ax=ax,
+            color=[colors.get(v, "#000000") for v in values],
+            edgecolor="white",
+            linewidth=0.2,
+        )
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colors[k]) for k in colors if k in set(values)]
         ax.legend(handles, [k for k in colors if k in set(values)], loc="lower left", fontsize=7)
         ax.set_xlim(left, right)
         ax.set_ylim(bottom, top)
@@ -182,34 +184,65 @@ def parcel_map(
     folium.Map.default_js = [("leaflet", f"{static_prefix}/leaflet/leaflet.js")]
     folium.Map.default_css = [("leaflet_css", f"{static_prefix}/leaflet/leaflet.css")]
     merged = parcels.merge(
-        assessment.drop(columns=[c for c in ("farmer_id", "region", "declared_crop",
-                                             "declared_area_ha", "area_ha") if c in assessment]),
+        assessment.drop(
+            columns=[
+                c
+                for c in ("farmer_id", "region", "declared_crop", "declared_area_ha", "area_ha")
+                if c in assessment
+            ]
+        ),
         on="parcel_id",
         how="left",
     ).merge(limits[["farmer_id", "limit_eur"]], on="farmer_id", how="left")
     wgs = merged.to_crs("EPSG:4326")
     minx, miny, maxx, maxy = wgs.total_bounds
-    fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], tiles=None,
-                      control_scale=True, prefer_canvas=False)
+    fmap = folium.Map(
+        location=[(miny + maxy) / 2, (minx + maxx) / 2],
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=False,
+    )
     fmap.fit_bounds([[miny, minx], [maxy, maxx]])
-    rgb, bounds = _to_mercator(true_colour(composite), composite)
-    nd, _ = _to_mercator(latest_ndvi(composite)[..., None], composite)
+    inside = np.ones(composite.shape[-2:], dtype=np.float32)[..., None]
+    rgba, bounds = _to_mercator(np.dstack([true_colour(composite), inside]), composite)
+    ndvi_img = latest_ndvi(composite)
+    nd, _ = _to_mercator(
+        np.dstack([np.nan_to_num(ndvi_img, nan=0.0), (~np.isnan(ndvi_img)).astype(np.float32)]),
+        composite,
+    )
     image_dir.mkdir(parents=True, exist_ok=True)
-    _save_png(image_dir / "true_colour_3857.png", rgb)
-    cmap = plt.get_cmap("RdYlGn")
-    nd_rgba = cmap(np.clip(np.nan_to_num(nd[..., 0], nan=0.0) / 0.9, 0, 1))
+    rgba[..., 3] = rgba[..., 3] > 0.5  # transparent outside the scene
+    _save_png(image_dir / "true_colour_3857.png", rgba)
+    nd_rgba = plt.get_cmap("RdYlGn")(np.clip(nd[..., 0] / 0.9, 0, 1))
+    nd_rgba[..., 3] = nd[..., 1] > 0.5
     _save_png(image_dir / "ndvi_3857.png", nd_rgba)
-    rel = image_dir.name
+    # folium embeds local images as data URLs: the map needs no tile server.
     folium.raster_layers.ImageOverlay(
-        f"{rel}/true_colour_3857.png", bounds=bounds, name="true colour (latest clear)",
-        overlay=False, control=True,
+        str((image_dir / "true_colour_3857.png").resolve()),
+        bounds=bounds,
+        name="true colour (latest clear)",
+        overlay=False,
+        control=True,
     ).add_to(fmap)
     folium.raster_layers.ImageOverlay(
-        f"{rel}/ndvi_3857.png", bounds=bounds, name="NDVI (latest clear)", opacity=0.8,
+        str((image_dir / "ndvi_3857.png").resolve()),
+        bounds=bounds,
+        name="NDVI (latest clear)",
+        opacity=0.8,
         show=False,
     ).add_to(fmap)
-    columns = ["parcel_id", "farmer_id", "declared_crop", "detected_crop", "confidence",
-               "declared_area_ha", "planted_area_ha", "health_class", "health_z", "limit_eur"]
+    columns = [
+        "parcel_id",
+        "farmer_id",
+        "declared_crop",
+        "detected_crop",
+        "confidence",
+        "declared_area_ha",
+        "planted_area_ha",
+        "health_class",
+        "health_z",
+        "limit_eur",
+    ]
     wgs = wgs[[c for c in columns if c in wgs] + ["geometry"]].copy()
     for col in ("confidence", "declared_area_ha", "planted_area_ha", "health_z", "limit_eur"):
         if col in wgs:
@@ -226,6 +259,28 @@ def parcel_map(
         tooltip=folium.GeoJsonTooltip(fields=[c for c in columns if c in wgs]),
     ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
+    present = set(wgs["detected_crop"].dropna()) if "detected_crop" in wgs else set()
+    swatches = (
+        "".join(
+            f'<div><span style="background:{c};display:inline-block;width:12px;height:12px;'
+            f'margin-right:4px"></span>{k}</div>'
+            for k, c in CROP_COLORS.items()
+            if k in present
+        )
+        + "<b>health (outline)</b>"
+        + "".join(
+            f'<div><span style="border:2px solid {c};display:inline-block;width:9px;height:9px;'
+            f'margin-right:4px"></span>{k}</div>'
+            for k, c in HEALTH_COLORS.items()
+        )
+    )
+    fmap.get_root().html.add_child(
+        folium.Element(
+            '<div id="legend" style="position:absolute;bottom:30px;right:10px;z-index:1000;'
+            'background:white;padding:6px;font:12px sans-serif;border:1px solid #999">'
+            f"<b>crop (fill)</b>{swatches}</div>"
+        )
+    )
     return fmap
 
 
@@ -255,16 +310,49 @@ def _sparkline(curve: pd.DataFrame, width: int = 220, height: int = 60) -> str:
     )
 
 
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return list(json.loads(value)) if value.startswith("[") else [value]
+    return [str(v) for v in value] if value is not None else []
+
+
+def current_limits_table(
+    history: pd.DataFrame, current: pd.DataFrame, parcels: gpd.GeoDataFrame
+) -> pd.DataFrame:
+    """One row per farmer for the core-banking system: the limit in force (an officer's
+    override included), what was drawn, and the last decision's PD, flags and reasons."""
+    last = history.sort_values("id").groupby("farmer_id").tail(1).set_index("farmer_id")
+    table = current.set_index("farmer_id")[["stage", "limit_eur", "source"]].join(
+        last[
+            [
+                "drawn_eur",
+                "action",
+                "pd",
+                "pd_band",
+                "needs_review",
+                "flags",
+                "reasons",
+                "counterfactual",
+            ]
+        ],
+        how="left",
+    )
+    table["region"] = parcels.groupby("farmer_id")["region"].first()
+    table["flags"] = table["flags"].map(lambda v: "; ".join(_as_list(v)))
+    table["reasons"] = table["reasons"].map(lambda v: "; ".join(_as_list(v)))
+    return table.reset_index()
+
+
 def _history_html(history: pd.DataFrame, curves: pd.DataFrame, assessment: pd.DataFrame) -> str:
     parts = []
     for farmer_id, rows in history.groupby("farmer_id", sort=True):
         last = rows.iloc[-1]
-        flags = ", ".join(json.loads(last["flags"])) if last["flags"] else ""
+        flags = ", ".join(_as_list(last["flags"]))
         tag = " flagged" if flags else ""
         tag += " review" if bool(last.get("needs_review", False)) else ""
         lines = []
         for _, r in rows.iterrows():
-            reasons = "; ".join(html.escape(x) for x in json.loads(r["reasons"]))
+            reasons = "; ".join(html.escape(x) for x in _as_list(r["reasons"]))
             lines.append(
                 f"<tr><td>{r['stage']}</td><td>{r['action']}</td>"
                 f"<td class=num>{r['limit_eur']:,.0f}</td><td class=num>{r['drawn_eur']:,.0f}</td>"
@@ -291,7 +379,8 @@ def _history_html(history: pd.DataFrame, curves: pd.DataFrame, assessment: pd.Da
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>cropcredit season {season}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:1400px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ddd;padding:2px 6px;font-size:13px;vertical-align:top}}.num{{text-align:right}}
+td,th{{border:1px solid #ddd;padding:2px 6px;font-size:13px;vertical-align:top}}
+.num{{text-align:right}}
 iframe{{width:100%;height:640px;border:1px solid #ccc}}details{{margin:4px 0}}
 details.flagged summary{{color:#b71c1c}}.curves{{display:flex;flex-wrap:wrap;gap:8px}}
 figure{{margin:0;font-size:11px}}img.map{{width:48%}}</style></head><body>
@@ -317,10 +406,7 @@ def write_report(
     shutil.copytree(STATIC / "leaflet", report_dir / "static" / "leaflet", dirs_exist_ok=True)
     ledger = Ledger(params.ledger())
     history = ledger.decisions(season)
-    limits = ledger.current_limits(season)
-    regions = board.parcels.groupby("farmer_id")["region"].first()
-    limits = limits.merge(regions.rename("region"), left_on="farmer_id", right_index=True,
-                          how="left")
+    limits = current_limits_table(history, ledger.current_limits(season), board.parcels)
     limits.to_csv(out / "limits.csv", index=False)
     limits.to_parquet(out / "limits.parquet")
 
@@ -332,10 +418,13 @@ def write_report(
 
     by_stage = (
         history.groupby("stage", sort=False)
-        .agg(farmers=("farmer_id", "nunique"), total_limit_eur=("limit_eur", "sum"),
-             cut=("action", lambda a: int((a == "cut").sum())),
-             hold=("action", lambda a: int((a == "hold").sum())),
-             zero=("action", lambda a: int((a == "zero").sum())))
+        .agg(
+            farmers=("farmer_id", "nunique"),
+            total_limit_eur=("limit_eur", "sum"),
+            cut=("action", lambda a: int((a == "cut").sum())),
+            hold=("action", lambda a: int((a == "hold").sum())),
+            zero=("action", lambda a: int((a == "zero").sum())),
+        )
         .reset_index()
     )
     summary = (
@@ -348,9 +437,7 @@ def write_report(
         season=season,
         summary=html.escape(summary),
         stage_table=by_stage.to_html(index=False, float_format=lambda v: f"{v:,.0f}"),
-        maps="".join(
-            f'<img class="map" src="maps/{p.name}" alt="{k}">' for k, p in maps.items()
-        ),
+        maps="".join(f'<img class="map" src="maps/{p.name}" alt="{k}">' for k, p in maps.items()),
         farmers=_history_html(history, last.curves, last.assessment),
     )
     (report_dir / "index.html").write_text(page, encoding="utf-8")

@@ -60,7 +60,7 @@ def assess(params: SeasonParams, stage: GrowthStage) -> Path:
     """Crop type, planted area and health per parcel at ``stage``; writes the table."""
     board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
     as_of = _stage_dates(params, board, stage)
-    table, curves = _assess(board, _composites(params, board, as_of), as_of)
+    table, curves = _assess(params, board, _composites(params, board, as_of), as_of)
     path = params.out / "stages" / stage.value / "assessment.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(path)
@@ -89,6 +89,7 @@ def _composites(
 
 
 def _assess(
+    params: SeasonParams,
     board: tasks.Onboarded,
     composites: dict[dt.date, Composite],
     as_of_by_region: dict[str, dt.date],
@@ -98,7 +99,7 @@ def _assess(
         parcels = board.parcels[board.parcels["region"] == region]
         if parcels.empty:
             continue
-        table, curve, _ = tasks.assess(parcels, composites[as_of])
+        table, curve, _ = tasks.assess(parcels, composites[as_of], params.segmenter)
         tables.append(table)
         curves.append(curve)
     return pd.concat(tables, ignore_index=True), pd.concat(curves, ignore_index=True)
@@ -112,8 +113,9 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
     board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
     as_of_by_region = _stage_dates(params, board, stage)
     composites = _composites(params, board, as_of_by_region)
-    assessment, curves = _assess(board, composites, as_of_by_region)
+    assessment, curves = _assess(params, board, composites, as_of_by_region)
     ledger = Ledger(params.ledger())
+    ledger.create()
     previous = None if stage == GrowthStage.PRE_SOWING else ledger.current_limits(season)
     drawn = ledger.drawn(season)
     decisions, features = tasks.score(assessment, board, params, stage, previous, drawn)
@@ -128,14 +130,9 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
     )
     if params.simulate_draws:
         from scoring.drawdown import simulate_draws
-        from scoring.tables import load_economics
 
-        current = ledger.current_limits(season)
-        draws = simulate_draws(
-            current, features, stage, load_economics(override=params.economics), season
-        )
-        for farmer_id, amount in draws.items():
-            ledger.record_draw(season, stage, str(farmer_id), float(amount))
+        draws = simulate_draws(decisions, features, stage, previous=drawn)
+        ledger.record_draws(season, stage, draws)
     stage_dir = params.out / "stages" / stage.value
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
@@ -173,11 +170,23 @@ def relimit(params: SeasonParams, stage: GrowthStage, run_id: str) -> StageOutco
 def season(params: SeasonParams) -> list[StageOutcome]:
     """A whole season: onboard, then each stage's limits, then the report."""
     from flows.report import write_report
+    from scoring.ledger import Ledger
 
     run_id = params.run_id or f"season-{params.season}-{uuid.uuid4().hex[:8]}"
     params.out.mkdir(parents=True, exist_ok=True)
+    manifest = run_manifest(params)
     (params.out / "run.json").write_text(
-        json.dumps({"run_id": run_id, **run_manifest(params)}, indent=2, default=str)
+        json.dumps({"run_id": run_id, **manifest}, indent=2, default=str)
+    )
+    ledger = Ledger(params.ledger())
+    ledger.create()
+    ledger.start_run(
+        run_id,
+        "season",
+        manifest["params"],
+        code_version=manifest["code_version"],
+        model_version=manifest["model_version"],
+        policy_version=manifest["policy_version"],
     )
     board = onboard(params)
     outcomes: list[StageOutcome] = []
@@ -187,6 +196,7 @@ def season(params: SeasonParams) -> list[StageOutcome]:
         else:
             outcomes.append(relimit(params, stage, run_id))
     write_report(params, board, outcomes)
+    ledger.finish_run(run_id)
     return outcomes
 
 

@@ -44,6 +44,8 @@ class SeasonParams(_Params):
     stages: tuple[GrowthStage, ...] = STAGES
     simulate_draws: bool = True
     economics: Path | None = None  # a lender's override of data/crop_economics.csv
+    segmenter: Path | None = None  # default: data/models/segmenter.pt
+    pd_model: Path | None = None  # default: data/models/pd_model.json (train-pd writes others)
     task_runner: Literal["thread", "dask"] = "thread"
     dask_address: str | None = None
 

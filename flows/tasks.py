@@ -109,7 +109,7 @@ def _segmenter(path: str | None) -> object:
 
 @task(name="assess-parcels", cache_policy=NO_CACHE)
 def assess(
-    parcels: gpd.GeoDataFrame, composite: Composite
+    parcels: gpd.GeoDataFrame, composite: Composite, segmenter: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Segment the composite and summarise each parcel: crop, area, health."""
     from vision.assess import assess_parcels
@@ -117,7 +117,7 @@ def assess(
     from vision.infer import predict_proba
     from vision.model import model_input
 
-    seg = _segmenter(None)
+    seg = _segmenter(str(segmenter) if segmenter else None)
     proba = predict_proba(seg, model_input(composite.data))  # type: ignore[arg-type]
     table, curves = assess_parcels(
         parcels, composite, proba, reference_curves=load_reference_curves()
@@ -141,21 +141,15 @@ def score(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features, PD with reasons, and the limit policy for one stage's batch."""
     from scoring.features import farmer_features
-    from scoring.pd_model import load_shipped_pd
+    from scoring.pd_model import PDModel, load_shipped_pd
     from scoring.policy import PolicyConfig, decide_batch
-    from scoring.reasons import reasons_for
     from scoring.tables import load_economics
 
     season = Season(params.season)
     economics = load_economics(override=params.economics)
-    features = farmer_features(
-        assessment, board.farmers, board.overlaps, economics, season, stage
-    )
-    model = load_shipped_pd()
+    features = farmer_features(assessment, board.farmers, board.overlaps, economics, season, stage)
+    model = PDModel.load(params.pd_model) if params.pd_model else load_shipped_pd()
     pd_ = model.predict(features)
-    contributions = model.contributions(features)
-    reasons = [
-        reasons_for(features.iloc[i], contributions.iloc[i]) for i in range(len(features))
-    ]
+    reasons = model.reasons(features)
     decisions = decide_batch(features, pd_, reasons, previous, drawn, stage, PolicyConfig())
     return decisions, features

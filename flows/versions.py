@@ -32,14 +32,16 @@ def code_version() -> str:
 
 def run_manifest(params: SeasonParams) -> dict[str, Any]:
     """Resolved parameters and the versions of everything that shapes a decision."""
-    from scoring.pd_model import load_shipped_pd
+    from scoring.pd_model import PDModel, load_shipped_pd
     from scoring.policy import PolicyConfig
     from scoring.tables import load_economics
     from vision.model import load_segmenter
 
+    pd_model = PDModel.load(params.pd_model) if params.pd_model else load_shipped_pd()
+    segmenter = load_segmenter(params.segmenter)
     return {
         "code_version": code_version(),
-        "model_version": f"segmenter:{load_segmenter().version};pd:{load_shipped_pd().version}",
+        "model_version": f"segmenter:{segmenter.version};pd:{pd_model.version}",
         "policy_version": PolicyConfig().version,
         "economics_version": load_economics(override=params.economics).version,
         "params": json.loads(params.model_dump_json()),

@@ -88,7 +88,7 @@ def test_overlaps_wrong_crops_and_non_cropland_are_caught(season_run, small_arch
     truth = pd.read_parquet(small_archive / "truth" / "parcels_truth.parquet")
     history = _ledger(params).decisions(SEASON)
     last = history[history["stage"] == GrowthStage.HARVEST.value].set_index("farmer_id")
-    flags = last["flags"].map(lambda f: " ".join(json.loads(f)) if isinstance(f, str) else "")
+    flags = last["flags"].map(" ".join)
     overlapping = truth.loc[truth["overlap"], "farmer_id"].unique()
     assert len(overlapping) == 2
     assert all("overlap" in flags[f] for f in overlapping)
@@ -100,8 +100,8 @@ def test_overlaps_wrong_crops_and_non_cropland_are_caught(season_run, small_arch
     assert len(bad) == 1
     row = _ledger(params).decisions(SEASON)
     pre = row[(row["stage"] == "pre_sowing") & (row["farmer_id"] == bad.iloc[0]["farmer_id"])]
-    evidence = json.loads(pre.iloc[-1]["evidence"]) if len(pre) else {}
-    assert "not_cropland" in " ".join(json.loads(last.loc[bad.iloc[0]["farmer_id"], "flags"]))
+    evidence = pre.iloc[-1]["evidence"] if len(pre) else {}
+    assert "not_cropland" in " ".join(last.loc[bad.iloc[0]["farmer_id"], "flags"])
     assert evidence, "decisions carry their evidence"
 
 
