@@ -147,9 +147,12 @@ def score(
 
     season = Season(params.season)
     economics = load_economics(override=params.economics)
-    features = farmer_features(assessment, board.farmers, board.overlaps, economics, season, stage)
+    policy = PolicyConfig()
+    features = farmer_features(
+        assessment, board.farmers, board.overlaps, economics, season, stage, cfg=policy.features
+    )
     model = PDModel.load(params.pd_model) if params.pd_model else load_shipped_pd()
     pd_ = model.predict(features)
     reasons = model.reasons(features)
-    decisions = decide_batch(features, pd_, reasons, previous, drawn, stage, PolicyConfig())
+    decisions = decide_batch(features, pd_, reasons, previous, drawn, stage, policy)
     return decisions, features
