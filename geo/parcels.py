@@ -1,0 +1,577 @@
+"""Pledged parcels: read, validate, project to UTM, split good parcels from rejects; overlaps.
+
+Frames: parcels come out in a UTM CRS (metres); a file already in a UTM CRS keeps it, anything
+else (lon/lat, national grids) is projected to the UTM zone of its centre
+(``GeoDataFrame.estimate_utm_crs``) unless a target ``crs`` is given. Areas are hectares
+measured in that UTM CRS.
+
+Validation is per parcel and never sinks the batch: each bad parcel becomes one row of
+``ParcelSet.rejects`` naming the parcel, its row (0-based position in the file), the file, the
+problem and the fix. Only whole-file problems raise: a missing file, missing columns, a missing
+CRS, or coordinates that are plainly in the wrong units for the declared CRS.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+from shapely.geometry import Point
+from shapely.geometry.base import BaseGeometry
+
+from geo.errors import ParcelError, ParcelGeometryError
+from geo.types import CROPS, check_crop
+
+__all__ = [
+    "MAX_PARCEL_HA",
+    "PARCEL_COLUMNS",
+    "REJECT_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "ParcelSet",
+    "find_overlaps",
+    "read_parcels",
+    "validate_parcels",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns every parcel file must have (``region`` is optional, default ``"default"``).
+REQUIRED_COLUMNS: tuple[str, ...] = ("parcel_id", "farmer_id", "declared_crop", "declared_area_ha")
+#: Columns of ``ParcelSet.parcels``, in order.
+PARCEL_COLUMNS: tuple[str, ...] = (
+    "parcel_id",
+    "farmer_id",
+    "region",
+    "declared_crop",
+    "declared_area_ha",
+    "area_ha",
+    "geometry",
+)
+#: Columns of ``ParcelSet.rejects``.
+REJECT_COLUMNS: tuple[str, ...] = ("parcel_id", "row", "file", "error")
+#: Larger parcels are rejected as implausible for one field (ha).
+MAX_PARCEL_HA = 500.0
+#: Smaller parcels are rejected as degenerate (m2).
+MIN_PARCEL_M2 = 1.0
+DEFAULT_REGION = "default"
+
+_PARQUET = {".parquet", ".geoparquet", ".pq"}
+_OGR = {".gpkg", ".geojson", ".json", ".fgb", ".shp"}
+_POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+@dataclass
+class ParcelSet:
+    """Good parcels and rejected ones from one source.
+
+    Attributes:
+        parcels: GeoDataFrame in a UTM CRS with :data:`PARCEL_COLUMNS` (``area_ha`` measured
+            in that CRS, hectares), index 0..n-1.
+        rejects: DataFrame with :data:`REJECT_COLUMNS`: ``parcel_id`` (``"<row N>"`` when the
+            id is missing), ``row`` (0-based position in the source), ``file``, ``error``.
+        source: the file (or ``"<memory>"``) the parcels came from.
+    """
+
+    parcels: gpd.GeoDataFrame
+    rejects: pd.DataFrame
+    source: str = "<memory>"
+
+    def __len__(self) -> int:
+        return len(self.parcels)
+
+    @property
+    def crs(self) -> CRS | None:
+        """The parcels' CRS (UTM)."""
+        return self.parcels.crs
+
+
+def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
+    """Read and validate pledged parcels from GeoParquet, GeoPackage, GeoJSON or FlatGeobuf.
+
+    Args:
+        path: the parcel file (``.parquet``/``.geoparquet`` through pyarrow; ``.gpkg``,
+            ``.geojson``/``.json``, ``.fgb``, ``.shp`` through pyogrio).
+        crs: target projected CRS (e.g. the imagery's ``"EPSG:32631"``); default: the file's
+            own UTM CRS, or the UTM zone of the parcels' centre.
+
+    Returns:
+        A :class:`ParcelSet` (see :func:`validate_parcels`).
+
+    Raises:
+        ParcelError: the file is missing, unreadable, of an unknown format, or lacks a
+            required column.
+        ParcelGeometryError: the file has no CRS, or its coordinates are plainly in the wrong
+            units for its CRS (swapped lon/lat, degrees declared as metres or vice versa).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParcelError(
+            f"parcel file {path} does not exist; expected a GeoParquet or GeoPackage file of "
+            f"parcels with columns {', '.join(REQUIRED_COLUMNS)} (check the path)"
+        )
+    suffix = path.suffix.lower()
+    if suffix not in _PARQUET | _OGR:
+        raise ParcelError(
+            f"parcel file {path}: unknown format {suffix!r}; expected one of "
+            f"{', '.join(sorted(_PARQUET | _OGR))} (convert it with ogr2ogr)"
+        )
+    try:
+        if suffix in _PARQUET:
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyarrow / pyogrio raise many types for a bad file
+        raise ParcelError(
+            f"parcel file {path} cannot be read as {suffix[1:]}: {exc} (check that the file is "
+            "complete; GeoParquet needs its 'geo' metadata: write it with "
+            "GeoDataFrame.to_parquet)"
+        ) from exc
+    log.info("read %d parcels from %s", len(gdf), path)
+    return validate_parcels(gdf, source=str(path), crs=crs)
+
+
+def _as_id(value: Any) -> str | None:
+    """A clean string id, or None when missing; 17.0 (ints read as floats) becomes "17"."""
+    if value is None or (np.ndim(value) == 0 and bool(pd.isna(value))):
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    if isinstance(value, np.floating):
+        return _as_id(float(value))
+    text = str(value).strip()
+    return text or None
+
+
+def _crop_name(value: Any) -> str | None:
+    text = _as_id(value)
+    if text is None:
+        return None
+    return text.lower().replace(" ", "_").replace("-", "_")
+
+
+def _polygonal_part(geom: BaseGeometry) -> BaseGeometry | None:
+    """The Polygon / MultiPolygon part of ``geom`` (from collections), or None."""
+    if geom.geom_type in _POLYGONAL:
+        return geom
+    if geom.geom_type == "GeometryCollection":
+        parts = [g for g in shapely.get_parts(geom) if g.geom_type in _POLYGONAL]
+        polys = [p for g in parts for p in shapely.get_parts(g)]
+        if polys:
+            merged = shapely.union_all(polys)
+            if merged.geom_type in _POLYGONAL:
+                return merged
+    return None
+
+
+class _Rejects:
+    """Collects the first problem of each row."""
+
+    def __init__(self, source: str, ids: list[str | None]) -> None:
+        self.source = source
+        self.ids = ids
+        self.rows: dict[int, str] = {}
+
+    def label(self, row: int) -> str:
+        pid = self.ids[row]
+        return pid if pid is not None else f"<row {row}>"
+
+    def add(self, row: int, problem: str) -> None:
+        if row not in self.rows:
+            self.rows[row] = f"parcel {self.label(row)} (row {row} of {self.source}): {problem}"
+
+    def alive(self, n: int) -> np.ndarray:
+        ok = np.ones(n, dtype=bool)
+        ok[list(self.rows)] = False
+        return ok
+
+    def frame(self) -> pd.DataFrame:
+        rows = sorted(self.rows)
+        return pd.DataFrame(
+            {
+                "parcel_id": [self.label(r) for r in rows],
+                "row": np.asarray(rows, dtype=np.int64),
+                "file": [self.source] * len(rows),
+                "error": [self.rows[r] for r in rows],
+            },
+            columns=list(REJECT_COLUMNS),
+        )
+
+
+def _target_crs(crs: str | None, source: str) -> CRS | None:
+    if crs is None:
+        return None
+    try:
+        target = CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise ParcelError(
+            f"{source}: target CRS {crs!r} is not a CRS ({exc}); pass e.g. 'EPSG:32631'"
+        ) from exc
+    if not target.is_projected:
+        raise ParcelError(
+            f"{source}: target CRS {crs!r} is not projected; expected a UTM CRS in metres such "
+            "as 'EPSG:32631' (areas are measured in it)"
+        )
+    return target
+
+
+def _check_units(
+    geoms: np.ndarray, alive: np.ndarray, crs: CRS, source: str, rejects: _Rejects
+) -> None:
+    """Reject (or, when every parcel is affected, raise for) coordinates in the wrong units."""
+    bounds = shapely.bounds(geoms)  # (n, 4) minx, miny, maxx, maxy; NaN for empty
+    max_x = np.fmax(np.abs(bounds[:, 0]), np.abs(bounds[:, 2]))
+    max_y = np.fmax(np.abs(bounds[:, 1]), np.abs(bounds[:, 3]))
+    name = crs.to_string()
+    if crs.is_geographic:
+        bad = alive & ((max_x > 180) | (max_y > 90))
+        swapped = bad & (max_x <= 90) & (max_y <= 180)
+        messages = {
+            True: (
+                f"latitude beyond 90 degrees in {name}: the coordinates look like swapped "
+                "lon/lat; write x = longitude, y = latitude (swap the axes in the file)"
+            ),
+            False: (
+                f"coordinates up to {{v:.0f}} cannot be degrees but the CRS is {name} "
+                "(lon/lat): they look like metres; set the projected CRS they are in (e.g. "
+                "EPSG:32631) instead of a geographic one"
+            ),
+        }
+    else:
+        area = shapely.area(geoms)
+        bad = alive & (max_x <= 180) & (max_y <= 90) & (area < MIN_PARCEL_M2)
+        swapped = np.zeros_like(bad)
+        messages = {
+            True: "",
+            False: (
+                f"coordinates (up to {{v:.1f}}) look like degrees (lon/lat) but the CRS {name} "
+                "is in metres: set the CRS to EPSG:4326 (gdf.set_crs('EPSG:4326', "
+                "allow_override=True)) or reproject the file properly"
+            ),
+        }
+    if not bad.any():
+        return
+    biggest = np.fmax(max_x, max_y)
+    if bad.sum() == alive.sum():
+        first = int(np.flatnonzero(bad)[0])
+        text = messages[bool(swapped[first])].format(v=biggest[first])
+        raise ParcelGeometryError(f"{source}: every parcel is affected: {text}")
+    for row in np.flatnonzero(bad):
+        rejects.add(int(row), messages[bool(swapped[row])].format(v=biggest[row]))
+
+
+def _fix_geometries(
+    geoms: np.ndarray, alive: np.ndarray, rejects: _Rejects, source: str
+) -> np.ndarray:
+    """Force 2D, repair invalid polygons (keeping polygonal parts) and reject the rest."""
+    out = geoms.copy()
+    missing = shapely.is_missing(out) | shapely.is_empty(out)
+    simple = ~missing & shapely.is_valid(out) & ~shapely.has_z(out)
+    simple &= np.isin(shapely.get_type_id(out), (3, 6))  # Polygon, MultiPolygon
+    for row in np.flatnonzero(alive & ~simple):  # only the rows that need a look
+        geom = out[row]
+        if geom is None or geom.is_empty:
+            rejects.add(int(row), "empty geometry; draw the field boundary or drop the row")
+            continue
+        if shapely.has_z(geom):
+            geom = shapely.force_2d(geom)
+        if not geom.is_valid:
+            reason = shapely.is_valid_reason(geom)
+            repaired = _polygonal_part(shapely.make_valid(geom))
+            if repaired is None or repaired.is_empty:
+                rejects.add(
+                    int(row),
+                    f"invalid geometry ({reason}) with no polygonal part left after "
+                    "shapely.make_valid; redraw the field boundary",
+                )
+                continue
+            log.warning(
+                "parcel %s (row %d of %s): invalid geometry (%s) repaired with shapely.make_valid",
+                rejects.label(int(row)),
+                row,
+                source,
+                reason,
+            )
+            geom = repaired
+        polygonal = _polygonal_part(geom)
+        if polygonal is None:
+            rejects.add(
+                int(row),
+                f"geometry is a {geom.geom_type}; expected a Polygon or MultiPolygon of the "
+                "field boundary (digitise the field as a polygon)",
+            )
+            continue
+        out[row] = polygonal
+    return out
+
+
+def validate_parcels(
+    gdf: gpd.GeoDataFrame, *, source: str = "<memory>", crs: str | None = None
+) -> ParcelSet:
+    """Validate parcels in memory, project them to UTM and split good parcels from rejects.
+
+    Per parcel (first problem wins; the batch never fails for one parcel): missing
+    ``parcel_id``; repeated ``parcel_id`` (later rows rejected); missing ``farmer_id``;
+    ``declared_crop`` not in :data:`geo.types.CROPS` (names are lower-cased, spaces and
+    hyphens become underscores); ``declared_area_ha`` not a positive number; empty or
+    non-polygonal geometry; invalid geometry is repaired with ``shapely.make_valid`` (warning
+    logged) and rejected only if no polygon is left; coordinates in the wrong units; area
+    below 1 m2 or above :data:`MAX_PARCEL_HA` ha (measured in UTM). A missing ``region``
+    becomes ``"default"``.
+
+    Args:
+        gdf: parcels with :data:`REQUIRED_COLUMNS`, a geometry column and a CRS.
+        source: name used in messages (the file path).
+        crs: target projected CRS; default: keep a UTM CRS, else the UTM zone of the centre.
+
+    Returns:
+        :class:`ParcelSet` with ``parcels`` (:data:`PARCEL_COLUMNS`, in UTM) and ``rejects``.
+
+    Raises:
+        ParcelError: required columns are missing, or ``crs`` is not a projected CRS.
+        ParcelGeometryError: there is no CRS, or every parcel's coordinates are in the wrong
+            units for the CRS (swapped lon/lat, metres declared as degrees or the reverse), or
+            the parcels fall outside the target UTM zone.
+    """
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf._geometry_column_name not in gdf.columns:
+        raise ParcelError(
+            f"{source}: parcels are not a GeoDataFrame with a geometry column; read them with "
+            "geopandas (or geo.parcels.read_parcels)"
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in gdf.columns]
+    if missing:
+        raise ParcelError(
+            f"{source}: missing column(s) {', '.join(missing)}; expected "
+            f"{', '.join(REQUIRED_COLUMNS)} (optional: region); found "
+            f"{', '.join(map(str, gdf.columns))}: rename the columns in the file"
+        )
+    if gdf.crs is None:
+        raise ParcelGeometryError(
+            f"{source}: the parcels have no CRS; expected e.g. EPSG:4326 (lon/lat) or the UTM "
+            "zone (EPSG:326xx): set it in the file (ogr2ogr -a_srs EPSG:4326 out.gpkg in.gpkg) "
+            "or with gdf.set_crs(...) before validating"
+        )
+    target = _target_crs(crs, source)
+    frame = gdf.reset_index(drop=True)
+    n = len(frame)
+    ids = [_as_id(v) for v in frame["parcel_id"]]
+    rejects = _Rejects(source, ids)
+
+    seen: dict[str, int] = {}
+    for row, pid in enumerate(ids):
+        if pid is None:
+            rejects.add(row, "missing parcel_id; give every parcel a unique id")
+        elif pid in seen:
+            rejects.add(
+                row,
+                f"duplicate parcel_id (first at row {seen[pid]}); give each parcel a unique id "
+                "or remove the repeated row",
+            )
+        else:
+            seen[pid] = row
+    farmers = [_as_id(v) for v in frame["farmer_id"]]
+    for row, fid in enumerate(farmers):
+        if fid is None:
+            rejects.add(row, "missing farmer_id; fill in the farmer who pledged the parcel")
+    crops = [_crop_name(v) for v in frame["declared_crop"]]
+    for row, crop in enumerate(crops):
+        if crop is None:
+            rejects.add(row, f"missing declared_crop; expected one of {', '.join(CROPS)}")
+            continue
+        try:
+            check_crop(crop, where="declared_crop")
+        except ParcelError as exc:
+            rejects.add(row, str(exc))
+    declared = pd.to_numeric(frame["declared_area_ha"], errors="coerce").to_numpy(np.float64)
+    for bad_row in np.flatnonzero(~(declared > 0) | ~np.isfinite(declared)):
+        rejects.add(
+            int(bad_row),
+            f"declared_area_ha {frame['declared_area_ha'].iloc[bad_row]!r} is not a positive "
+            "number of hectares; fill in the declared area",
+        )
+    if "region" in frame.columns:
+        regions = [_as_id(v) or DEFAULT_REGION for v in frame["region"]]
+    else:
+        regions = [DEFAULT_REGION] * n
+
+    geoms = _fix_geometries(
+        np.asarray(frame.geometry.values, dtype=object), rejects.alive(n), rejects, source
+    )
+    _check_units(geoms, rejects.alive(n), frame.crs, source, rejects)
+
+    alive = rejects.alive(n)
+    work = gpd.GeoDataFrame(
+        {
+            "parcel_id": ids,
+            "farmer_id": farmers,
+            "region": regions,
+            "declared_crop": crops,
+            "declared_area_ha": declared,
+        },
+        geometry=gpd.GeoSeries(geoms, crs=frame.crs),
+    )
+    good = work[alive]
+    utm = target or _utm_for(good, source)
+    projected = good.to_crs(utm) if utm is not None and good.crs != utm else good
+    _check_projected(projected, utm, target is not None, source, rejects)
+
+    area_m2 = shapely.area(np.asarray(projected.geometry.values, dtype=object))
+    for row, a in zip(projected.index, area_m2, strict=True):
+        if not np.isfinite(a) or a < MIN_PARCEL_M2:
+            rejects.add(
+                int(row),
+                f"area {a:.3g} m2 is (near) zero; draw the field boundary as a real polygon",
+            )
+        elif a / 1e4 > MAX_PARCEL_HA:
+            rejects.add(
+                int(row),
+                f"giant parcel of {a / 1e4:.1f} ha, more than the {MAX_PARCEL_HA:.0f} ha "
+                "plausible for one field; split it into fields or check the CRS and units",
+            )
+    projected = projected.assign(area_ha=area_m2 / 1e4)
+    keep = rejects.alive(n)[projected.index.to_numpy()]
+    parcels = projected[keep][list(PARCEL_COLUMNS)].reset_index(drop=True)
+    parcels["declared_area_ha"] = parcels["declared_area_ha"].astype(np.float64)
+    parcels["area_ha"] = parcels["area_ha"].astype(np.float64)
+    reject_frame = rejects.frame()
+    if len(reject_frame):
+        log.warning(
+            "%s: %d of %d parcels rejected (first: %s)",
+            source,
+            len(reject_frame),
+            n,
+            reject_frame["error"].iloc[0],
+        )
+    log.info("%s: %d parcels valid in %s", source, len(parcels), parcels.crs)
+    return ParcelSet(parcels=parcels, rejects=reject_frame, source=source)
+
+
+def _utm_for(good: gpd.GeoDataFrame, source: str) -> CRS | None:
+    """Keep a UTM CRS; otherwise the UTM zone of the parcels' median position.
+
+    The median (not the centre of the bounds) keeps one stray parcel from moving everyone to
+    a wrong zone; the stray one is then rejected by :func:`_check_projected`.
+    Returns None when there is no parcel.
+    """
+    crs = good.crs
+    if crs is not None and crs.utm_zone is not None:
+        return crs
+    if len(good) == 0:
+        return crs
+    try:
+        points = good.geometry.representative_point().to_crs("EPSG:4326")
+        middle = Point(float(np.median(points.x)), float(np.median(points.y)))
+        return gpd.GeoSeries([middle], crs="EPSG:4326").estimate_utm_crs()
+    except (RuntimeError, ValueError, CRSError) as exc:
+        raise ParcelGeometryError(
+            f"{source}: cannot find the UTM zone of the parcels ({exc}); check the CRS and "
+            "coordinates, or pass crs='EPSG:326xx'"
+        ) from exc
+
+
+def _check_projected(
+    projected: gpd.GeoDataFrame, utm: CRS | None, explicit: bool, source: str, rejects: _Rejects
+) -> None:
+    """Reject parcels that fall off the (UTM) target grid: non-finite or far outside the zone."""
+    if len(projected) == 0:
+        return
+    bounds = shapely.bounds(np.asarray(projected.geometry.values, dtype=object))
+    finite = np.isfinite(bounds).all(axis=1)
+    off = ~finite
+    if utm is not None and utm.utm_zone is not None:
+        with np.errstate(invalid="ignore"):
+            off |= (bounds[:, 0] < 0) | (bounds[:, 2] > 1_000_000)
+    if not off.any():
+        return
+    zone = utm.to_string() if utm is not None else "the target CRS"
+    hint = "the parcels' CRS or swapped lon/lat" if explicit else "the parcels' coordinates"
+    text = (
+        f"lies outside {zone} (easting beyond 0-1000 km); check {hint}, or read the region's "
+        "parcels with the CRS of its own UTM zone"
+    )
+    if off.all():
+        raise ParcelGeometryError(f"{source}: every parcel {text}")
+    for row in projected.index[off]:
+        rejects.add(int(row), text)
+
+
+def find_overlaps(parcels: gpd.GeoDataFrame, *, min_share: float = 0.05) -> pd.DataFrame:
+    """Pairs of parcels of DIFFERENT farmers whose overlap is a notable share of one of them.
+
+    A pair is listed, in both directions, when the overlap is at least ``min_share`` of either
+    parcel's area (an STRtree finds candidate pairs; no all-pairs loop).
+
+    Args:
+        parcels: frame with ``parcel_id``, ``farmer_id`` and polygons in a projected CRS
+            (metres), e.g. ``read_parcels(...).parcels``.
+        min_share: smallest overlap share (0-1) of either parcel that is reported.
+
+    Returns:
+        DataFrame with ``parcel_id``, ``farmer_id``, ``other_parcel_id``, ``other_farmer_id``,
+        ``overlap_ha``, ``overlap_share`` (share of ``parcel_id``'s area, 0-1), sorted by
+        ``parcel_id`` then ``other_parcel_id``.
+
+    Raises:
+        ParcelError: columns are missing.
+        ParcelGeometryError: the CRS is missing or not projected.
+    """
+    columns = ["parcel_id", "farmer_id", "other_parcel_id", "other_farmer_id"]
+    empty = pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in columns}
+        | {"overlap_ha": pd.Series(dtype=np.float64), "overlap_share": pd.Series(dtype=np.float64)}
+    )
+    missing = [c for c in ("parcel_id", "farmer_id") if c not in parcels.columns]
+    if missing:
+        raise ParcelError(
+            f"parcels lack column(s) {', '.join(missing)}; pass read_parcels(...).parcels"
+        )
+    if parcels.crs is None or not parcels.crs.is_projected:
+        raise ParcelGeometryError(
+            f"find_overlaps needs parcels in a projected CRS (metres), got {parcels.crs}; "
+            "pass read_parcels(...).parcels (UTM) or reproject with .to_crs(...)"
+        )
+    geoms = np.asarray(parcels.geometry.values, dtype=object)
+    if len(geoms) < 2:
+        return empty
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    farmers = np.asarray([str(f) for f in parcels["farmer_id"]], dtype=object)
+    ids = np.asarray([str(p) for p in parcels["parcel_id"]], dtype=object)
+    pick = (left < right) & (farmers[left] != farmers[right])
+    left, right = left[pick], right[pick]
+    if left.size == 0:
+        return empty
+    overlap = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    area = shapely.area(geoms)
+    share_l = overlap / area[left]
+    share_r = overlap / area[right]
+    keep = (overlap > 0) & (np.maximum(share_l, share_r) >= min_share)
+    left, right, overlap = left[keep], right[keep], overlap[keep]
+    share_l, share_r = share_l[keep], share_r[keep]
+    a = np.concatenate([left, right])
+    b = np.concatenate([right, left])
+    out = pd.DataFrame(
+        {
+            "parcel_id": ids[a],
+            "farmer_id": farmers[a],
+            "other_parcel_id": ids[b],
+            "other_farmer_id": farmers[b],
+            "overlap_ha": np.concatenate([overlap, overlap]) / 1e4,
+            "overlap_share": np.concatenate([share_l, share_r]),
+        }
+    )
+    out = out.sort_values(["parcel_id", "other_parcel_id"], kind="stable").reset_index(drop=True)
+    if len(out):
+        log.info("%d overlapping pairs of different farmers' parcels", len(out) // 2)
+    return out
