@@ -286,6 +286,48 @@ def schedule(
     console.print(f"{len(runs) - n_acq} limit runs, {n_acq} acquisition runs")
 
 
+@app.command("serve-flows")
+def serve_flows(
+    archive: Annotated[Path, typer.Option(help="Local archive root.")] = Path("out/demo/archive"),
+    source: Annotated[str, typer.Option(help="generated | local | stac | sentinelhub")] = "local",
+    season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
+    ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger.")] = None,
+    timezone: Annotated[str, typer.Option(help="Lender's IANA time zone.")] = "Europe/Paris",
+    out: Out = Path("out/season"),
+) -> None:
+    """Serve the season's deployments on their schedules (needs PREFECT_API_URL set to a
+    server started with `prefect server start`)."""
+    from prefect import serve
+
+    from flows.deploy import build_deployments
+
+    params = _season_params(
+        season=season_year,
+        imagery={"source": source, "archive": archive},
+        ledger_url=ledger_url,
+        out=out,
+        simulate_draws=False,
+    )
+    serve(*build_deployments(params, timezone=timezone))
+
+
+@app.command("deployments-yaml")
+def deployments_yaml(
+    season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
+    timezone: Annotated[str, typer.Option(help="Lender's IANA time zone.")] = "Europe/Paris",
+) -> None:
+    """Print prefect.yaml for the season's deployments (the repository ships 2026's)."""
+    from flows.deploy import deployments_yaml as render
+
+    params = _season_params(
+        season=season_year,
+        imagery={"source": "local"},
+        out=Path("out/season"),
+        simulate_draws=False,
+    )
+    typer.echo(render(params, timezone=timezone), nl=False)
+
+
 @app.command()
 def clean(out: Out = Path("out/demo")) -> None:
     """Remove a run's outputs."""

@@ -40,16 +40,19 @@ class StageOutcome:
 @flow(name="onboard")
 def onboard(params: SeasonParams) -> tasks.Onboarded:
     """Read, validate and reproject the lender's parcels; list overlapping pledges."""
-    return tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    return tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
 
 
 @flow(name="acquire")
-def acquire(params: SeasonParams, as_of: dt.date) -> dict[str, object]:
-    """Fetch, cloud-mask and composite the season's imagery over the parcels up to ``as_of``.
+def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, object]:
+    """Fetch, cloud-mask and composite the season's imagery over the parcels up to ``as_of``
+    (default: today, clipped to the season).
 
     Scheduled every few days, this keeps the composite cache warm for the next re-limit.
     """
-    board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    season_ = Season(params.season)
+    as_of = min(max(as_of or dt.date.today(), season_.start), season_.end)
+    board = tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
     composite = _composites(params, board, {"*": as_of})[as_of]
     observed = float(composite.observed.any(axis=(1, 2)).sum())
     return {"as_of": as_of, "shape": composite.shape, "dekads_observed": observed}
@@ -58,7 +61,7 @@ def acquire(params: SeasonParams, as_of: dt.date) -> dict[str, object]:
 @flow(name="assess")
 def assess(params: SeasonParams, stage: GrowthStage) -> Path:
     """Crop type, planted area and health per parcel at ``stage``; writes the table."""
-    board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    board = tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
     as_of = _stage_dates(params, board, stage)
     table, curves = _assess(params, board, _composites(params, board, as_of), as_of)
     path = params.out / "stages" / stage.value / "assessment.parquet"
@@ -110,7 +113,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
 
     logger = get_run_logger()
     season = Season(params.season)
-    board = tasks.load_parcels(params.parcels_path(), params.farmers_path())
+    board = tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
     as_of_by_region = _stage_dates(params, board, stage)
     composites = _composites(params, board, as_of_by_region)
     assessment, curves = _assess(params, board, composites, as_of_by_region)

@@ -42,6 +42,7 @@ class SeasonParams(_Params):
     ledger_url: str | None = None  # default: sqlite:///<out>/ledger.sqlite
     run_id: str | None = None
     stages: tuple[GrowthStage, ...] = STAGES
+    regions: tuple[str, ...] = ()  # only farmers of these regions (default: all)
     simulate_draws: bool = True
     economics: Path | None = None  # a lender's override of data/crop_economics.csv
     segmenter: Path | None = None  # default: data/models/segmenter.pt

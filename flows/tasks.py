@@ -48,20 +48,30 @@ def prepare_source(params: SourceParams) -> TileSource:
 
 
 @task(name="read-parcels", cache_policy=NO_CACHE)
-def load_parcels(parcels_path: Path, farmers_path: Path) -> Onboarded:
-    """Read and validate parcels, list overlapping pledges, read the farmers table."""
+def load_parcels(
+    parcels_path: Path, farmers_path: Path, regions: tuple[str, ...] = ()
+) -> Onboarded:
+    """Read and validate parcels, list overlapping pledges, read the farmers table.
+
+    Overlaps are found over every parcel before ``regions`` narrows the batch, so a pledge
+    that overlaps a parcel in another region is still caught.
+    """
     logger = get_run_logger()
     parcel_set = read_parcels(parcels_path)
     overlaps = find_overlaps(parcel_set.parcels)
     farmers = pd.read_csv(farmers_path, dtype={"farmer_id": str})
+    parcels = parcel_set.parcels
+    if regions:
+        parcels = parcels[parcels["region"].isin(regions)]
+        farmers = farmers[farmers["farmer_id"].isin(parcels["farmer_id"])]
     logger.info(
         "onboarded %d parcels of %d farmers (%d rejected, %d overlapping pairs)",
-        len(parcel_set.parcels),
-        parcel_set.parcels["farmer_id"].nunique(),
+        len(parcels),
+        parcels["farmer_id"].nunique(),
         len(parcel_set.rejects),
         len(overlaps) // 2,
     )
-    return Onboarded(parcel_set.parcels, parcel_set.rejects, overlaps, farmers)
+    return Onboarded(parcels, parcel_set.rejects, overlaps, farmers)
 
 
 def parcels_bounds(parcels: gpd.GeoDataFrame, margin_m: float = 30.0) -> Bounds:

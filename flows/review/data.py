@@ -268,37 +268,46 @@ class SeasonOutputs:
         history = self.ledger.decisions(self.season)
         if history.empty:
             return pd.DataFrame(columns=list(PORTFOLIO_COLUMNS))
-        latest = history.groupby("farmer_id").tail(1).set_index("farmer_id")
-        current = self.ledger.current_limits(self.season).set_index("farmer_id")
-        table = self.assessment()
-        crops = table.groupby("farmer_id").agg(
-            region=("region", "first"),
-            parcels=("parcel_id", "nunique"),
-            declared_crops=("declared_crop", lambda s: sorted(set(map(str, s)))),
-            detected_crops=("detected_crop", lambda s: sorted(set(map(str, s)))),
-        )
+        latest = history.groupby("farmer_id").tail(1)
+        current = {
+            str(r["farmer_id"]): r
+            for r in self.ledger.current_limits(self.season).to_dict("records")
+        }
+        drawn = {str(k): float(v) for k, v in self.ledger.drawn(self.season).items()}
+        crops = {
+            str(r["farmer_id"]): r
+            for r in self.assessment()
+            .groupby("farmer_id")
+            .agg(
+                region=("region", "first"),
+                parcels=("parcel_id", "nunique"),
+                declared_crops=("declared_crop", lambda s: sorted(set(map(str, s)))),
+                detected_crops=("detected_crop", lambda s: sorted(set(map(str, s)))),
+            )
+            .reset_index()
+            .to_dict("records")
+        }
         rows = []
-        for key, d in latest.iterrows():
-            farmer_id = str(key)
-            cur = current.loc[farmer_id] if farmer_id in current.index else None
-            info = crops.loc[farmer_id] if farmer_id in crops.index else None
+        for d in latest.to_dict("records"):
+            farmer_id = str(d["farmer_id"])
+            cur = current.get(farmer_id)
+            info = crops.get(farmer_id, {})
             source = str(cur["source"]) if cur is not None else "decision"
-            prev = d["previous_limit_eur"]
-            has_prev = prev is not None and not pd.isna(prev)
+            prev = clean(d["previous_limit_eur"])
             rows.append(
                 {
-                    "farmer_id": str(farmer_id),
-                    "region": str(info["region"]) if info is not None else "",
-                    "parcels": int(info["parcels"]) if info is not None else 0,
-                    "declared_crops": list(info["declared_crops"]) if info is not None else [],
-                    "detected_crops": list(info["detected_crops"]) if info is not None else [],
+                    "farmer_id": farmer_id,
+                    "region": str(info.get("region", "")),
+                    "parcels": int(info.get("parcels", 0)),
+                    "declared_crops": list(info.get("declared_crops", [])),
+                    "detected_crops": list(info.get("detected_crops", [])),
                     "stage": str(d["stage"]),
                     "action": str(d["action"]),
-                    "limit_eur": float(cur["limit_eur"]) if cur is not None else d["limit_eur"],
+                    "limit_eur": float(cur["limit_eur"] if cur is not None else d["limit_eur"]),
                     "source": source,
-                    "previous_limit_eur": float(prev) if has_prev else None,
-                    "change_eur": float(d["limit_eur"] - prev) if has_prev else None,
-                    "drawn_eur": float(d["drawn_eur"]),
+                    "previous_limit_eur": None if prev is None else float(prev),
+                    "change_eur": None if prev is None else float(d["limit_eur"]) - float(prev),
+                    "drawn_eur": drawn.get(farmer_id, float(d["drawn_eur"])),
                     "pd": float(d["pd"]),
                     "pd_band": str(d["pd_band"]),
                     "flags": list(d["flags"]),
