@@ -453,7 +453,7 @@ def validate_parcels(
             n,
             reject_frame["error"].iloc[0],
         )
-    log.info("%s: %d parcels valid in %s", source, len(parcels), parcels.crs)
+    log.info("%s: %d parcels valid in %s", source, len(parcels), parcels.crs.to_string())
     return ParcelSet(parcels=parcels, rejects=reject_frame, source=source)
 
 

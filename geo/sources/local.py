@@ -57,8 +57,8 @@ def write_scene(path: str | Path, scene: SceneData) -> Path:
 
     The file holds 11 uint16 bands: the 10 bands of :data:`geo.types.BANDS` (L2A digital
     numbers, reflectance x 10000) then ``SCL``, with band descriptions set to those names,
-    nodata 0, DEFLATE compression with predictor 2, 512 px internal tiles (overviews when
-    the scene is larger than one tile), ``scene.crs`` / ``scene.transform`` as its grid and
+    nodata 0, ZSTD compression (level 1) with predictor 2, 512 px internal tiles, no
+    overviews, ``scene.crs`` / ``scene.transform`` as its grid and
     the tag ``ACQUISITION_DATE=YYYY-MM-DD`` (plus ``scene.meta`` as extra tags). The file is
     written to a temporary name beside ``path`` and renamed, so readers never see half a file.
 
@@ -101,10 +101,13 @@ def write_scene(path: str | Path, scene: SceneData) -> Path:
                 mem,
                 tmp_name,
                 driver="COG",
-                compress="DEFLATE",
+                # ZSTD level 1: 3-4x faster to write than DEFLATE for the same size on noisy
+                # reflectance; no overviews: the pipeline reads full resolution windows only.
+                compress="ZSTD",
+                level="1",
                 predictor="2",
                 blocksize="512",
-                overview_resampling="nearest",
+                overviews="NONE",
             )
         os.replace(tmp_name, path)
     except (RasterioError, CPLE_BaseError, OSError) as exc:

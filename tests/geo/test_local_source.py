@@ -65,7 +65,7 @@ def test_write_scene_is_a_cog_with_bands_tags_and_nodata(tmp_path: Path) -> None
         assert src.crs.to_epsg() == 32631
         assert src.transform == scene.transform
         structure = src.tags(ns="IMAGE_STRUCTURE")
-        assert structure["COMPRESSION"] == "DEFLATE"
+        assert structure["COMPRESSION"] == "ZSTD"
         assert structure.get("LAYOUT") == "COG"
         assert structure.get("PREDICTOR") == "2"
         assert src.profile["tiled"]
@@ -74,11 +74,14 @@ def test_write_scene_is_a_cog_with_bands_tags_and_nodata(tmp_path: Path) -> None
     assert not list(path.parent.glob(".*")), "temporary file left behind"
 
 
-def test_write_scene_builds_overviews_for_large_scenes(tmp_path: Path) -> None:
+def test_write_scene_writes_a_tiled_zstd_cog(tmp_path: Path) -> None:
     scene = make_scene(dt.date(2026, 3, 5), (520, 520))
     path = write_scene(tmp_path / "big.tif", scene)
     with rasterio.open(path) as src:
-        assert src.overviews(1), "a scene larger than one 512 px tile should carry overviews"
+        assert src.compression is not None and src.compression.name.upper() == "ZSTD"
+        assert src.block_shapes[0] == (512, 512), "internal tiles let readers fetch windows"
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        np.testing.assert_array_equal(src.read(1), scene.dn[0])
 
 
 def test_write_scene_rejects_bad_shapes(tmp_path: Path) -> None:
