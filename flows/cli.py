@@ -93,6 +93,23 @@ def season(
     ] = None,
     ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger.")] = None,
     run_id: Annotated[str | None, typer.Option(help="Run id (re-use it to resume).")] = None,
+    region: Annotated[list[str] | None, typer.Option(help="Only these regions.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Farmers per committed batch.")] = 200,
+    throttle: Annotated[float, typer.Option(help="Seconds to pause after each batch.")] = 0.0,
+    task_runner: Annotated[str, typer.Option(help="thread | dask")] = "thread",
+    dask_address: Annotated[
+        str | None, typer.Option(help="Dask scheduler (default: a LocalCluster).")
+    ] = None,
+    dask_workers: Annotated[int, typer.Option(help="LocalCluster workers.")] = 2,
+    segmenter: Annotated[
+        Path | None, typer.Option(help="U-Net weights (default: data/models/segmenter.pt).")
+    ] = None,
+    pd_model: Annotated[
+        Path | None, typer.Option(help="PD model from train-pd (default: the shipped one).")
+    ] = None,
+    economics: Annotated[
+        Path | None, typer.Option(help="The lender's crop economics table (overrides rows).")
+    ] = None,
     out: Out = Path("out/season"),
     verbose: Verbose = False,
 ) -> None:
@@ -107,6 +124,15 @@ def season(
         "run_id": run_id,
         "out": out,
         "simulate_draws": source == "generated",
+        "regions": tuple(region or ()),
+        "batch_size": batch_size,
+        "throttle_s": throttle,
+        "task_runner": task_runner,
+        "dask_address": dask_address,
+        "dask_workers": dask_workers,
+        "segmenter": segmenter,
+        "pd_model": pd_model,
+        "economics": economics,
     }
     if stage:
         kwargs["stages"] = tuple(stage)
@@ -326,6 +352,21 @@ def deployments_yaml(
         simulate_draws=False,
     )
     typer.echo(render(params, timezone=timezone), nl=False)
+
+
+@app.command()
+def backtest(out: Out = Path("out/demo"), verbose: Verbose = False) -> None:
+    """Replay a finished season stage by stage: this policy against a flat-limit baseline,
+    scored on the simulated outcomes."""
+    from scoring.backtest import run_backtest_cli
+
+    _setup_logging(verbose)
+    if not (out / "run.json").exists():
+        raise _fail(f"{out} holds no season run (run.json missing); run `make demo` first")
+    try:
+        console.print(run_backtest_cli(out))
+    except CropCreditError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, Interval
@@ -62,7 +62,7 @@ def build_deployments(
                 )
             )
     tags = [f"season-{params.season}"]
-    return [
+    deployments = [
         set_limits.to_deployment(
             name=f"set-limits-{params.season}", schedules=limit_schedules, tags=tags
         ),
@@ -73,6 +73,7 @@ def build_deployments(
             name=f"acquire-{params.season}", schedules=acquire_schedules, tags=tags
         ),
     ]
+    return [cast(RunnerDeployment, d) for d in deployments]
 
 
 def deployments_yaml(params: SeasonParams, *, timezone: str = "Europe/Paris") -> str:
@@ -83,7 +84,7 @@ def deployments_yaml(params: SeasonParams, *, timezone: str = "Europe/Paris") ->
     entry = {"set_limits": "set_limits", "relimit": "relimit", "acquire": "acquire"}
     deployments = []
     for dep in build_deployments(params, timezone=timezone):
-        flow_name = dep.flow_name.replace("-", "_")
+        flow_name = (dep.flow_name or "").replace("-", "_")
         schedules = []
         for s in dep.schedules or []:
             sched: Any = s.schedule

@@ -274,7 +274,7 @@ def parcel_map(
             for k, c in HEALTH_COLORS.items()
         )
     )
-    fmap.get_root().html.add_child(
+    fmap.get_root().html.add_child(  # type: ignore[attr-defined]
         folium.Element(
             '<div id="legend" style="position:absolute;bottom:30px;right:10px;z-index:1000;'
             'background:white;padding:6px;font:12px sans-serif;border:1px solid #999">'
@@ -360,7 +360,7 @@ def _history_html(history: pd.DataFrame, curves: pd.DataFrame, assessment: pd.Da
             )
         own = assessment[assessment["farmer_id"] == farmer_id]
         plots = "".join(
-            f"<figure><figcaption>{html.escape(p.parcel_id)}: {p.detected_crop} "
+            f"<figure><figcaption>{html.escape(str(p.parcel_id))}: {p.detected_crop} "
             f"({p.confidence:.0%}), {p.health_class}</figcaption>"
             f"{_sparkline(curves[curves['parcel_id'] == p.parcel_id])}</figure>"
             for p in own.itertuples()

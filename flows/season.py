@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class StageOutcome:
     curves: pd.DataFrame
     written: int
     composites: dict[dt.date, Composite] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
 
 
 @flow(name="onboard")
@@ -121,22 +123,99 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
     ledger.create()
     previous = None if stage == GrowthStage.PRE_SOWING else ledger.current_limits(season)
     drawn = ledger.drawn(season)
-    decisions, features = tasks.score(assessment, board, params, stage, previous, drawn)
     manifest = run_manifest(params)
-    written = ledger.record_decisions(
-        run_id,
-        season,
-        decisions,
-        model_version=manifest["model_version"],
-        policy_version=manifest["policy_version"],
-        config=json.loads(params.model_dump_json()),
-    )
-    if params.simulate_draws:
-        from scoring.drawdown import simulate_draws
+    done: list[pd.DataFrame] = []
+    failed: list[dict[str, str]] = tasks.unassessed_farmers(board, assessment)
+    written = 0
+    batches = tasks.farmer_batches(assessment, params.batch_size)
+    with tasks.task_runner(params) as runner:
+        futures = [
+            runner.submit(
+                tasks.score,
+                {
+                    "assessment": part,
+                    "board": board,
+                    "params": params,
+                    "stage": stage,
+                    "previous": previous,
+                    "drawn": drawn,
+                },
+            )
+            for part in batches
+        ]
+        for part, future in zip(batches, futures, strict=True):
+            try:
+                decisions, features = future.result()
+            except Exception as exc:  # one bad farmer must not sink the batch: isolate it
+                logger.warning("batch failed (%s); scoring its farmers one by one", exc)
+                decisions, features, bad = _one_by_one(part, board, params, stage, previous, drawn)
+                failed += bad
+                if decisions.empty:
+                    continue
+            # one transaction per batch: a crash loses at most the batch in flight, and a
+            # re-run with the same run id skips the farmers already decided
+            written += ledger.record_decisions(
+                run_id,
+                season,
+                decisions,
+                model_version=manifest["model_version"],
+                policy_version=manifest["policy_version"],
+                config=json.loads(params.model_dump_json()),
+            )
+            if params.simulate_draws:
+                from scoring.drawdown import simulate_draws
 
-        draws = simulate_draws(decisions, features, stage, previous=drawn)
-        ledger.record_draws(season, stage, draws)
-    stage_dir = params.out / "stages" / stage.value
+                draws = simulate_draws(decisions, features, stage, previous=drawn)
+                ledger.record_draws(season, stage, draws)
+            done.append(decisions)
+            if params.throttle_s:
+                time.sleep(params.throttle_s)
+    decisions = pd.concat(done, ignore_index=True) if done else tasks.empty_decisions()
+    _write_stage(params.out / "stages" / stage.value, assessment, curves, decisions, failed)
+    logger.info(
+        "%s: %d decisions (%d new in the ledger), %d farmers failed: %s",
+        stage.value,
+        len(decisions),
+        written,
+        len(failed),
+        decisions["action"].value_counts().to_dict(),
+    )
+    return StageOutcome(stage, decisions, assessment, curves, written, composites, failed)
+
+
+def _one_by_one(
+    part: pd.DataFrame,
+    board: tasks.Onboarded,
+    params: SeasonParams,
+    stage: GrowthStage,
+    previous: pd.DataFrame | None,
+    drawn: pd.Series,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
+    """Score a failed batch farmer by farmer; return the good decisions and the failures."""
+    good: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+    bad: list[dict[str, str]] = []
+    for farmer_id, rows in part.groupby("farmer_id", sort=True):
+        try:
+            good.append(tasks.score.fn(rows, board, params, stage, previous, drawn))
+        except Exception as exc:
+            get_run_logger().error("farmer %s failed: %s", farmer_id, exc)
+            bad.append({"farmer_id": str(farmer_id), "error": f"{type(exc).__name__}: {exc}"})
+    if not good:
+        return tasks.empty_decisions(), pd.DataFrame(), bad
+    return (
+        pd.concat([g[0] for g in good], ignore_index=True),
+        pd.concat([g[1] for g in good], ignore_index=True),
+        bad,
+    )
+
+
+def _write_stage(
+    stage_dir: Path,
+    assessment: pd.DataFrame,
+    curves: pd.DataFrame,
+    decisions: pd.DataFrame,
+    failed: list[dict[str, str]],
+) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
     curves.to_parquet(stage_dir / "curves.parquet")
@@ -145,14 +224,14 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
         flags=decisions["flags"].map(json.dumps),
         evidence=decisions["evidence"].map(lambda e: json.dumps(e, default=str)),
     ).to_parquet(stage_dir / "decisions.parquet")
-    logger.info(
-        "%s: %d decisions (%d new in the ledger): %s",
-        stage.value,
-        len(decisions),
-        written,
-        decisions["action"].value_counts().to_dict(),
-    )
-    return StageOutcome(stage, decisions, assessment, curves, written, composites)
+    summary = {
+        "done": int((~decisions["needs_review"].astype(bool)).sum()),
+        "held": int(decisions["needs_review"].astype(bool).sum()),
+        "failed": len(failed),
+        "actions": {str(k): int(v) for k, v in decisions["action"].value_counts().items()},
+        "failures": failed,
+    }
+    (stage_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 @flow(name="set_limits")

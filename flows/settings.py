@@ -48,7 +48,10 @@ class SeasonParams(_Params):
     segmenter: Path | None = None  # default: data/models/segmenter.pt
     pd_model: Path | None = None  # default: data/models/pd_model.json (train-pd writes others)
     task_runner: Literal["thread", "dask"] = "thread"
-    dask_address: str | None = None
+    dask_address: str | None = None  # an existing scheduler; default: a LocalCluster
+    dask_workers: int = Field(2, ge=1)
+    batch_size: int = Field(200, ge=1)  # farmers scored and committed together
+    throttle_s: float = Field(0.0, ge=0)  # pause after each batch commit (shared databases)
 
     @field_validator("stages")
     @classmethod

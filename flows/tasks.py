@@ -14,12 +14,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.settings import SeasonParams, SourceParams
 from geo.composite import Composite, composite_dekads
@@ -29,6 +32,14 @@ from geo.sources.factory import open_source
 from geo.types import GrowthStage, Season
 
 log = logging.getLogger(__name__)
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run logger inside a flow, the module logger when a task's ``.fn`` is called."""
+    try:
+        return get_run_logger()  # type: ignore[return-value]
+    except MissingContextError:
+        return log
 
 
 @dataclass
@@ -56,7 +67,7 @@ def load_parcels(
     Overlaps are found over every parcel before ``regions`` narrows the batch, so a pledge
     that overlaps a parcel in another region is still caught.
     """
-    logger = get_run_logger()
+    logger = _logger()
     parcel_set = read_parcels(parcels_path)
     overlaps = find_overlaps(parcel_set.parcels)
     farmers = pd.read_csv(farmers_path, dtype={"farmer_id": str})
@@ -92,7 +103,7 @@ def acquire_composite(
     source: TileSource, bounds: Bounds, season: Season, as_of: dt.date, cache_dir: Path
 ) -> Composite:
     """Search, read, mask and composite every scene up to ``as_of`` (cached on disk)."""
-    logger = get_run_logger()
+    logger = _logger()
     refs = source.search(bounds, season.start, as_of)
     key = hashlib.sha256(
         json.dumps(
@@ -132,12 +143,67 @@ def assess(
     table, curves = assess_parcels(
         parcels, composite, proba, reference_curves=load_reference_curves()
     )
-    get_run_logger().info(
+    _logger().info(
         "assessed %d parcels: %s",
         len(table),
         table["health_class"].value_counts().to_dict(),
     )
     return table, curves, proba
+
+
+def farmer_batches(assessment: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    """Split parcel rows into batches of at most ``size`` whole farmers, in farmer order."""
+    farmers = sorted(assessment["farmer_id"].unique())
+    return [
+        assessment[assessment["farmer_id"].isin(farmers[i : i + size])]
+        for i in range(0, len(farmers), size)
+    ]
+
+
+def unassessed_farmers(board: Onboarded, assessment: pd.DataFrame) -> list[dict[str, str]]:
+    """Farmers with no usable parcel (every parcel rejected at onboarding), with why."""
+    seen = set(assessment["farmer_id"])
+    rejects = board.rejects
+    out = []
+    for farmer_id in sorted(set(board.farmers["farmer_id"]) - seen):
+        mine = rejects[rejects.get("farmer_id", pd.Series(dtype=str)) == farmer_id]
+        why = "; ".join(mine["error"].astype(str)) if len(mine) else "no parcel pledged"
+        out.append({"farmer_id": str(farmer_id), "error": why})
+    return out
+
+
+def empty_decisions() -> pd.DataFrame:
+    """A decisions frame with no rows (every batch failed)."""
+    cols = [
+        "farmer_id",
+        "stage",
+        "limit_eur",
+        "previous_limit_eur",
+        "drawn_eur",
+        "action",
+        "pd",
+        "pd_band",
+        "reasons",
+        "flags",
+        "counterfactual",
+        "needs_review",
+        "evidence",
+    ]
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+
+
+def task_runner(params: SeasonParams) -> TaskRunner[Any]:
+    """The runner for per-batch tasks: threads on one machine, or a Dask cluster (an existing
+    scheduler at ``dask_address``, else a LocalCluster of ``dask_workers`` processes)."""
+    if params.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if params.dask_address:
+            return DaskTaskRunner(address=params.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1}
+        )
+    return ThreadPoolTaskRunner(max_workers=2)
 
 
 @task(name="score-farmers", cache_policy=NO_CACHE)

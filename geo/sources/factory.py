@@ -14,15 +14,26 @@ SOURCE_NAMES = ("generated", "local", "stac", "sentinelhub")
 
 
 class _SourceParams(Protocol):
-    source: str
-    archive: Path
-    catalog_url: str | None
-    collection: str
-    max_cloud_cover: float
-    sh_profile: str | None
-    sh_base_url: str | None
-    cache_dir: Path | None
-    seed: int
+    """What the factory reads (``flows.settings.SourceParams`` has these, read-only)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def archive(self) -> Path: ...
+    @property
+    def catalog_url(self) -> str | None: ...
+    @property
+    def collection(self) -> str: ...
+    @property
+    def max_cloud_cover(self) -> float: ...
+    @property
+    def sh_profile(self) -> str | None: ...
+    @property
+    def sh_base_url(self) -> str | None: ...
+    @property
+    def cache_dir(self) -> Path | None: ...
+    @property
+    def seed(self) -> int: ...
 
 
 class GeneratedSource:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,12 @@ def chrome():  # type: ignore[no-untyped-def]
     browser.set_page_load_timeout(60)
     yield browser
     browser.quit()
+
+
+@pytest.fixture(scope="session")
+def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated season (200 px, 60 farmers) written as a local archive, once."""
+    from geo.synth import SynthConfig, write_archive
+
+    root = tmp_path_factory.mktemp("archive")
+    return write_archive(root, SynthConfig(seed=11, size_px=200, n_farmers=60))

@@ -15,14 +15,6 @@ SEASON = Season(2026)
 
 
 @pytest.fixture(scope="module")
-def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from geo.synth import SynthConfig, write_archive
-
-    root = tmp_path_factory.mktemp("archive")
-    return write_archive(root, SynthConfig(seed=11, size_px=200, n_farmers=60))
-
-
-@pytest.fixture(scope="module")
 def season_run(small_archive: Path, tmp_path_factory: pytest.TempPathFactory, prefect_harness):
     from flows.season import season
 
