@@ -87,8 +87,8 @@ def _to_mercator(
 ) -> tuple[np.ndarray, list[list[float]]]:
     """Reproject an (H, W, bands) image to EPSG:3857; return it with its lat/lon bounds."""
     h, w = image.shape[:2]
-    left, top = composite.transform * (0, 0)
-    right, bottom = composite.transform * (w, h)
+    left, top = composite.transform @ (0, 0)
+    right, bottom = composite.transform @ (w, h)
     dst_t, dw, dh = calculate_default_transform(
         composite.crs, "EPSG:3857", w, h, left=left, bottom=bottom, right=right, top=top
     )
@@ -126,8 +126,8 @@ def write_maps(
     """PNG maps in the scene's own frame: true colour, NDVI, detected crop, parcel health."""
     out_dir.mkdir(parents=True, exist_ok=True)
     h, w = composite.shape[-2:]
-    left, top = composite.transform * (0, 0)
-    right, bottom = composite.transform * (w, h)
+    left, top = composite.transform @ (0, 0)
+    right, bottom = composite.transform @ (w, h)
     extent = (left, right, bottom, top)
     merged = parcels.merge(
         assessment[["parcel_id", "detected_crop", "health_class"]], on="parcel_id", how="left"

@@ -215,7 +215,10 @@ async def override(farmer_id: str, request: Request, data: Data, who: Officer) -
     payload, from_form = await _override_payload(request)
     farmer = farmer_summary(data, farmer_id)
     limit, reason = check_override(payload, data.cap_eur)
-    new_id = data.ledger.record_override(data.season, farmer_id, limit, reason, who.name)
+    try:
+        new_id = data.ledger.record_override(data.season, farmer_id, limit, reason, who.name)
+    except ValueError as exc:  # the ledger's own checks (its cap may be lower)
+        raise HTTPException(422, str(exc)) from None
     log.info("override %d: %s set to EUR %.0f by %s", new_id, farmer_id, limit, who.name)
     if from_form:
         return RedirectResponse(f"/farmers/{farmer_id}#history", status_code=303)

@@ -327,10 +327,6 @@ class SeasonOutputs:
         return current_limits_table(history, current, self.parcels())
 
     # -- one farmer ---------------------------------------------------------------------------
-    def has_farmer(self, farmer_id: str) -> bool:
-        """True if the ledger holds a decision for the farmer this season."""
-        return not self.ledger.decisions(self.season, farmer_id).empty
-
     def farmer_parcels(self, farmer_id: str) -> gpd.GeoDataFrame:
         """The farmer's parcels (UTM) joined with their latest assessment row."""
         parcels = self.parcels()

@@ -50,6 +50,8 @@ NDVI_MAX: Final[float] = 0.9
 #: Margin around a farmer's parcels in the per-dekad NDVI image, metres.
 MARGIN_M: Final[float] = 40.0
 _LRU_SIZE: Final[int] = 128
+#: Bumped when the rendering changes, so PNGs cached on disk by an older version are not reused.
+_RENDER_VERSION: Final[int] = 2
 
 Bounds = list[list[float]]
 
@@ -183,8 +185,8 @@ class ImageryLayers:
         with self._lock:
             if key in self._base:
                 return self._base[key]
-            png_file = self.png_dir / f"{path.stem}-{kind}.png"
-            meta_file = self.png_dir / f"{path.stem}-bounds.json"
+            png_file = self.png_dir / f"{path.stem}-{kind}-v{_RENDER_VERSION}.png"
+            meta_file = self.png_dir / f"{path.stem}-bounds-v{_RENDER_VERSION}.json"
             if png_file.exists() and meta_file.exists():
                 layer = Layer(png_file.read_bytes(), json.loads(meta_file.read_text()))
                 self._base[key] = layer
@@ -196,7 +198,9 @@ class ImageryLayers:
     def _render_base(self, comp: Composite, path: Path) -> None:
         """Render both base layers of ``comp`` (called with the lock held)."""
         inside = np.ones(comp.shape[-2:] + (1,), dtype=np.float32)
-        rgb, bounds = _to_mercator(np.concatenate([true_colour(comp), inside], axis=2), comp)
+        rgb = true_colour(comp)
+        seen = (rgb > 0).any(axis=2, keepdims=True).astype(np.float32)  # never observed: clear
+        rgb, bounds = _to_mercator(np.concatenate([rgb, seen], axis=2), comp)
         nd, _ = _to_mercator(
             np.dstack([np.nan_to_num(latest_ndvi(comp), nan=-9.0), inside[..., 0]]),
             comp,
@@ -213,8 +217,8 @@ class ImageryLayers:
         try:
             self.png_dir.mkdir(parents=True, exist_ok=True)
             for kind, layer in layers.items():
-                (self.png_dir / f"{stem}-{kind}.png").write_bytes(layer.png)
-            (self.png_dir / f"{stem}-bounds.json").write_text(json.dumps(bounds))
+                (self.png_dir / f"{stem}-{kind}-v{_RENDER_VERSION}.png").write_bytes(layer.png)
+            (self.png_dir / f"{stem}-bounds-v{_RENDER_VERSION}.json").write_text(json.dumps(bounds))
         except OSError as exc:
             log.warning("cannot cache map layers in %s (%s); kept in memory", self.png_dir, exc)
 
@@ -260,7 +264,7 @@ class ImageryLayers:
             out_shape=values.shape,
             transform=win_t,
             invert=True,
-            all_touched=True,
+            all_touched=False,  # pixel centres inside, as geo.zonal counts them
         )
         rgba = ndvi_rgba(np.where(inside, values, np.nan), alpha=0.9)
         merc, bounds = _to_mercator(

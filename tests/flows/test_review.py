@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -24,6 +25,7 @@ from review_fixtures import SEASON, TinyRun, write_tiny_run
 from flows.review import create_app
 from flows.review.auth import TokenStore, load_tokens
 from geo.errors import TableError
+from geo.types import STAGES, GrowthStage
 from scoring.ledger import Ledger
 
 OFFICER = "officer-token-4f8a1c2e9b7d"
@@ -243,6 +245,39 @@ def test_pages_ask_for_login_and_load_nothing_from_the_network(
     )
 
 
+def test_the_farmer_page_form_works_without_javascript(tiny: TinyRun) -> None:
+    before = _n_overrides(tiny)
+    with TestClient(create_app(tiny.out, tokens=TOKENS)) as browser:
+        browser.post("/login", data={"token": OFFICER})
+        r = browser.post(
+            "/api/farmers/F-001/override",
+            data={"limit_eur": "40,000", "reason": "wrong crop on P-02 explained: cover crop"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/farmers/F-001#history"
+        page = browser.get("/farmers/F-001")
+        assert "cover crop" in page.text and "Ada Officer" in page.text
+        refused = browser.post("/api/farmers/F-001/override", data={"limit_eur": "40000"})
+        assert refused.status_code == 422 and "a reason is required" in refused.text
+    assert _n_overrides(tiny) == before + 1
+    assert Ledger(tiny.ledger_url).overrides(SEASON, "F-001").iloc[-1]["limit_eur"] == 40_000
+
+
+def test_a_run_without_cached_imagery_still_shows_parcels_and_history(
+    tiny: TinyRun, tmp_path: Path
+) -> None:
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny.out, bare, ignore=shutil.ignore_patterns("cache"))
+    with TestClient(create_app(bare, tokens=TOKENS)) as c:
+        page = c.get("/farmers/F-001", headers=_auth(VIEWER))
+        assert page.status_code == 200 and "no composite cached" in page.text
+        assert 'id="history-table"' in page.text
+        layer = c.get("/layers/true_colour.png", headers=_auth(VIEWER))
+        assert layer.status_code == 404 and "no composite cached" in layer.json()["detail"]
+
+
 # -- the browser --------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -370,3 +405,115 @@ def test_officer_reviews_a_farmer_in_chromium(live: LiveServer, tiny: TinyRun, c
     _wait(chrome, "return document.getElementById('override-msg').textContent.length > 0")
     assert "a reason is required" in chrome.find_element(By.ID, "override-msg").text
     assert _n_overrides(tiny) == before + 1
+
+
+# -- a real (small) season run through the Prefect flows -----------------------------------------
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A small generated season (3 stages) through ``flows.season.season``.
+
+    Uses the shipped U-Net when present, else a freshly initialised one: the app is checked
+    against the pipeline's real output formats, not the model's accuracy.
+    """
+    from geo.errors import ModelError
+    from vision.model import SegmenterConfig, build_model, load_segmenter, save_segmenter
+
+    segmenter: Path | None = None
+    try:
+        load_segmenter()
+    except ModelError as exc:
+        logging.getLogger(__name__).warning("%s; using an untrained U-Net", exc)
+        segmenter = tmp_path_factory.mktemp("review-model") / "segmenter.pt"
+        save_segmenter(segmenter, build_model(SegmenterConfig()), SegmenterConfig())
+    request.getfixturevalue("prefect_harness")
+    from flows.season import season
+    from flows.settings import SeasonParams
+    from geo.synth import SynthConfig, write_archive
+
+    root = tmp_path_factory.mktemp("review-archive")
+    write_archive(root, SynthConfig(seed=11, size_px=64, n_farmers=6, revisit_days=15))
+    out = tmp_path_factory.mktemp("review-real")
+    season(
+        SeasonParams(
+            out=out,
+            imagery={"source": "local", "archive": root},
+            run_id="review-real",
+            segmenter=segmenter,
+            stages=(GrowthStage.PRE_SOWING, GrowthStage.VEGETATIVE, GrowthStage.HARVEST),
+        )
+    )
+    return out
+
+
+def test_app_over_a_real_season_run(real_run: Path) -> None:
+    import geopandas as gpd
+
+    ledger = Ledger(f"sqlite:///{real_run / 'ledger.sqlite'}")
+    current = ledger.current_limits(SEASON)
+    run = json.loads((real_run / "run.json").read_text())
+    parcels = gpd.read_parquet(Path(run["params"]["imagery"]["archive"]) / "parcels.parquet")
+    with TestClient(create_app(real_run, tokens=TOKENS)) as c:
+        farmers = c.get("/api/farmers", headers=_auth(VIEWER)).json()
+        assert {f["farmer_id"] for f in farmers} == set(current["farmer_id"])
+        fid = max(farmers, key=lambda f: f["parcels"])["farmer_id"]
+        detail = c.get(f"/api/farmers/{fid}", headers=_auth(VIEWER)).json()
+        own = set(parcels.loc[parcels["farmer_id"] == fid, "parcel_id"])
+        assert {f["properties"]["parcel_id"] for f in detail["parcels"]["features"]} == own
+        assert set(detail["curves"]) <= own and detail["curves"]
+        stages = [h["stage"] for h in detail["history"] if h["kind"] == "decision"]
+        assert stages == sorted(set(stages), key=[s.value for s in STAGES].index)
+        page = c.get(f"/farmers/{fid}", headers=_auth(VIEWER))
+        assert page.status_code == 200
+        dekads = re.findall(r'<option value="(\d{4}-\d\d-\d\d)">', page.text)
+        assert dekads, "no dekad to map"
+        png = c.get(f"/farmers/{fid}/ndvi.png?dekad={dekads[-1]}", headers=_auth(VIEWER))
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+        for kind in ("true_colour", "ndvi"):
+            assert c.get(f"/layers/{kind}.png", headers=_auth(VIEWER)).status_code == 200
+        limits = pd.read_csv(io.StringIO(c.get("/api/limits.csv", headers=_auth(VIEWER)).text))
+        merged = limits.merge(current, on="farmer_id", suffixes=("", "_ledger"))
+        assert len(merged) == len(current)
+        assert (merged["limit_eur"] == merged["limit_eur_ledger"]).all()
+        r = c.post(
+            f"/api/farmers/{fid}/override",
+            headers=_auth(OFFICER),
+            json={"limit_eur": 1_000, "reason": "real-run check"},
+        )
+        assert r.status_code == 201 and r.json()["current_limit_eur"] == 1_000
+
+
+@pytest.mark.browser
+def test_real_farmer_page_in_chromium(real_run: Path, chrome: Any) -> None:
+    import geopandas as gpd
+
+    run = json.loads((real_run / "run.json").read_text())
+    parcels = gpd.read_parquet(Path(run["params"]["imagery"]["archive"]) / "parcels.parquet")
+    current = Ledger(f"sqlite:///{real_run / 'ledger.sqlite'}").current_limits(SEASON)
+    counts = parcels[parcels["farmer_id"].isin(current["farmer_id"])].groupby("farmer_id").size()
+    fid = str(counts.idxmax())
+    with LiveServer(real_run) as server:
+        _login(chrome, server.url, VIEWER, f"/farmers/{fid}")
+        _wait(
+            chrome,
+            "return document.querySelectorAll('path.leaflet-interactive').length"
+            f" === {int(counts[fid])}",
+        )
+        _wait(
+            chrome,
+            "return Array.from(document.querySelectorAll('img.leaflet-image-layer'))"
+            ".some(i => i.complete && i.naturalWidth > 0)",
+        )
+        _click_parcel(chrome, 0)
+        _wait(chrome, "return !!document.getElementById('parcel-panel').dataset.parcel")
+        chrome.execute_script(
+            "const s = document.getElementById('dekad'); s.value = s.options[s.length - 1].value;"
+            "s.dispatchEvent(new Event('change'));"
+        )
+        _wait(
+            chrome,
+            "const i = document.querySelector('img.ndvi-dekad');"
+            "return i && i.complete && i.naturalWidth > 0",
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        chrome.save_screenshot(str(ARTIFACTS / "review_farmer_real.png"))
+        assert chrome.find_elements("id", "override-form") == []  # a viewer cannot override

@@ -79,9 +79,16 @@
   var ndviLayer = null;
   var ndviUrl = null;
   var dekadSelect = document.getElementById("dekad");
+  // parcels' fill fades while per-pixel NDVI is shown, so the pixels can be read
+  function refreshFill() {
+    var faint = ndviLayer && map.hasLayer(ndviLayer);
+    parcels.setStyle({ fillOpacity: faint ? 0.04 : 0.35 });
+  }
+  map.on("overlayadd overlayremove", refreshFill);
   function showDekad(dekad) {
     if (!dekad) {
       if (ndviLayer) map.removeLayer(ndviLayer);
+      refreshFill();
       return;
     }
     fetch(data.ndvi_url + "?dekad=" + encodeURIComponent(dekad), { credentials: "same-origin" })
@@ -102,6 +109,7 @@
           ndviLayer.setBounds(L.latLngBounds(img.bounds));
         }
         ndviLayer.addTo(map);
+        refreshFill();
         document.getElementById("map").dataset.ndviDekad = dekad;
       })
       .catch(function (e) { console.warn(e); });
