@@ -13,11 +13,13 @@ One farmer's decision (:func:`decide_one`) in order:
    - weak evidence (area-weighted observed fraction < ``min_observed_fraction`` or a share of
      low-confidence area > ``max_low_confidence_share``) HOLDS the previous limit and asks for
      review instead of moving it;
-   - confirmed crop stress (stressed/failed for two dekads) always cuts: by
-     ``stress_cut`` x stressed share + ``failed_cut`` x failed share, at least
-     ``min_health_cut``;
+   - confirmed crop stress (watch/stressed/failed for two dekads) always cuts: by
+     ``watch_cut`` x watch share + ``stress_cut`` x stressed share + ``failed_cut`` x failed
+     share, at least ``min_health_cut``;
    - stress seen for a single dekad waits (no cut yet): hysteresis;
    - changes below ``hysteresis_share`` are ignored;
+   - no raise once a parcel had a stress episode this season (its worst sustained health z
+     fell below ``features.stress_seen_z``): the damage stays in the yield expectation;
    - a stage moves the limit by at most ``-max_cut_per_stage`` / ``+max_raise_per_stage``.
 4. **Ceiling and floor.** The limit never exceeds ``min(cap, financing_ratio x funding need of
    all declared, uncontradicted area)`` and is NEVER below what the farmer has drawn; limits are
@@ -84,7 +86,7 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = "policy-2026.1"
+    version: str = "policy-2026.2"
     financing_ratio: float = Field(default=0.8, gt=0, le=1)
     cap_eur: float = Field(default=150_000.0, gt=0)
     capacity_share: float = Field(default=0.9, gt=0, le=1)
@@ -97,6 +99,7 @@ class PolicyConfig(BaseModel):
     max_low_confidence_share: float = Field(default=0.3, ge=0, le=1)
     stress_cut: float = Field(default=0.30, ge=0, le=1)
     failed_cut: float = Field(default=0.70, ge=0, le=1)
+    watch_cut: float = Field(default=0.15, ge=0, le=1)
     min_health_cut: float = Field(default=0.10, ge=0, le=1)
     zero_on_overlap: bool = True
     rounding_eur: float = Field(default=10.0, gt=0)
@@ -147,6 +150,8 @@ class LimitInputs:
     observed_fraction: float = 1.0
     low_confidence_share: float = 0.0
     stressed_share: float = 0.0
+    watch_share: float = 0.0
+    stress_seen_share: float = 0.0
     failed_share: float = 0.0
     n_stressed_parcels: int = 0
     stress_pending: bool = False
@@ -212,18 +217,20 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
 
     prev = x.previous_limit_eur
     needs_review = False
+    weak = (
+        x.observed_fraction < cfg.min_observed_fraction
+        or x.low_confidence_share > cfg.max_low_confidence_share
+    )
     if hard_zero:
         limit = 0.0
         action = "zero"
         reasons.insert(0, f"limit zero: {hard_zero}")
-    elif prev is None:
+    elif prev is None or (prev <= 0 and not weak):
+        # a first limit, or a fresh one once the reason for a zero limit has cleared (the
+        # bounded change per stage is relative and would keep a zero limit at zero forever)
         limit = target
         action = "set"
     else:
-        weak = (
-            x.observed_fraction < cfg.min_observed_fraction
-            or x.low_confidence_share > cfg.max_low_confidence_share
-        )
         limit = target
         action = ""
         if weak:
@@ -235,9 +242,13 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
             )
             reasons.insert(0, f"limit held for review: {why}")
         else:
-            stress = x.stressed_share + x.failed_share
+            stress = x.watch_share + x.stressed_share + x.failed_share
             if stress > 0:
-                cut = cfg.stress_cut * x.stressed_share + cfg.failed_cut * x.failed_share
+                cut = (
+                    cfg.watch_cut * x.watch_share
+                    + cfg.stress_cut * x.stressed_share
+                    + cfg.failed_cut * x.failed_share
+                )
                 cut = min(max(cut, cfg.min_health_cut), cfg.max_cut_per_stage)
                 limit = min(limit, prev * (1 - cut))
             elif x.stress_pending and limit < prev:
@@ -245,6 +256,9 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
                 reasons.insert(0, "possible stress seen once: waiting for a second dekad")
             if abs(limit - prev) < cfg.hysteresis_share * prev:
                 limit = prev
+            if limit > prev and x.stress_seen_share > 0:
+                limit = prev  # a stress episode this season: no raise until harvest shows
+                reasons.insert(0, "no raise: crop stress seen earlier this season")
             lo = prev * (1 - cfg.max_cut_per_stage)
             hi = prev * (1 + cfg.max_raise_per_stage)
             limit = min(max(limit, lo), hi)
@@ -268,7 +282,7 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
             what = (
                 f": crop stress on {x.n_stressed_parcels} parcel"
                 f"{'s' if x.n_stressed_parcels != 1 else ''}"
-                if x.stressed_share + x.failed_share > 0
+                if x.watch_share + x.stressed_share + x.failed_share > 0
                 else ""
             )
             reasons.insert(0, f"limit cut {-change:.0%}{what}")
@@ -310,7 +324,7 @@ def inputs_from_features(
         pd=float(pd_),
         verified_area_ha=verified,
         unverified_area_ha=unverified,
-        unverified_credit=float(np.clip(credit, 0, 1)),
+        unverified_credit=min(max(credit, 0.0), 1.0),  # np.clip, without its overhead
         cost_per_ha_eur=cost_ha,
         downside_revenue_per_ha_eur=down_ha,
         debt_service_eur=float(row["annual_debt_service_eur"]),
@@ -319,6 +333,8 @@ def inputs_from_features(
         observed_fraction=float(row["observed_fraction"]),
         low_confidence_share=float(row["low_confidence_share"]),
         stressed_share=float(row["stressed_share"]),
+        watch_share=float(row.get("watch_share", 0.0)),
+        stress_seen_share=float(row.get("stress_seen_share", 0.0)),
         failed_share=float(row["failed_share"]),
         n_stressed_parcels=int(row["n_stressed_parcels"]),
         stress_pending=bool(row["stress_pending"]),
@@ -417,7 +433,8 @@ def decide_batch(
         x = inputs_from_features(row, pds[i], stage, prev, drawn_map.get(fid, 0.0), cfg)
         d = decide_one(x, cfg)
         policy_reasons = list(d.reasons)
-        if d.action == "cut" and x.stressed_share + x.failed_share > 0 and row["health_since"]:
+        stress = x.watch_share + x.stressed_share + x.failed_share
+        if d.action == "cut" and stress > 0 and row["health_since"]:
             crop = str(row["health_worst_crop"]).replace("_", " ")
             policy_reasons[0] += (
                 f" ({crop} {abs(float(row['health_worst_z'])):.1f} sd below reference since "

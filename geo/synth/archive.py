@@ -29,7 +29,7 @@ from geo.types import CROPS
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same config.
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 
 def _cfg_dict(cfg: SynthConfig) -> dict[str, Any]:

@@ -360,7 +360,11 @@ def _farmers(
     tot = np.bincount(farmer_of, weights=area, minlength=n_f)
     first = np.array([np.flatnonzero(farmer_of == f)[0] for f in range(n_f)])
     names = [f"{rng.choice(_FIRST)} {rng.choice(_LAST)}" for _ in range(n_f)]
-    debt = np.round(tot * rng.uniform(180, 520, n_f) + rng.uniform(500, 3000, n_f), -1)
+    # Existing annual debt service as a share of the farm's typical revenue (about EUR 1,700
+    # per ha in this region), drawn as the simulated loan book draws it (scoring.loanbook):
+    # debt_service_ratio ~ Gamma(2, 0.08), so the PD model sees the range it was trained on.
+    ratio = np.clip(rng.gamma(2.0, 0.08, n_f), 0.0, 1.2)
+    debt = np.round(tot * 1700.0 * ratio, -1)
     return pd.DataFrame(
         {
             "farmer_id": fid,
