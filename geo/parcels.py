@@ -107,8 +107,8 @@ def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
         A :class:`ParcelSet` (see :func:`validate_parcels`).
 
     Raises:
-        ParcelError: the file is missing, unreadable, of an unknown format, or lacks a
-            required column.
+        ParcelError: the file is missing, unreadable (incl. attribute text that is not
+            UTF-8), of an unknown format, or lacks a required column.
         ParcelGeometryError: the file has no CRS, or its coordinates are plainly in the wrong
             units for its CRS (swapped lon/lat, degrees declared as metres or vice versa).
     """
@@ -129,6 +129,13 @@ def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
             gdf = gpd.read_parquet(path)
         else:
             gdf = gpd.read_file(path, engine="pyogrio")
+    except UnicodeDecodeError as exc:
+        raise ParcelError(
+            f"parcel file {path}: attribute text is not UTF-8 ({exc}); re-save the file as "
+            "UTF-8 (e.g. `iconv -f latin1 -t utf-8`, or QGIS 'Save Features As' with encoding "
+            "UTF-8), or read it with geopandas.read_file(path, encoding='latin-1') and pass the "
+            "frame to geo.parcels.validate_parcels"
+        ) from exc
     except Exception as exc:  # pyarrow / pyogrio raise many types for a bad file
         raise ParcelError(
             f"parcel file {path} cannot be read as {suffix[1:]}: {exc} (check that the file is "

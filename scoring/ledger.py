@@ -1,8 +1,12 @@
 """The decision ledger: every limit, override, draw and run, appended to SQL (SQLAlchemy Core).
 
-SQLite by default (``sqlite:///out/ledger.db``); any SQLAlchemy URL works (PostgreSQL:
-``postgresql+psycopg://user:pw@host/db``). Passwords are never logged: URLs are rendered with
-``hide_password=True``.
+SQLite by default (``sqlite:///out/ledger.db``); any SQLAlchemy URL with a synchronous driver
+works (PostgreSQL: ``postgresql+psycopg://user:pw@host/db``). Passwords are never logged: URLs
+are rendered with ``hide_password=True``, and passwords in URLs (``scheme://user:pw@host``, this
+ledger's own above all) are masked in every config or params value the ledger stores. SQLite
+waits up to 30 s for another writer's lock (``?timeout=<seconds>`` in the URL sets another
+wait), then the write fails with a :class:`LedgerError`; a SQLite file that disappeared is never
+silently recreated by a write.
 
 Tables:
 
@@ -19,7 +23,9 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -34,6 +40,8 @@ from scoring.features import records
 log = logging.getLogger(__name__)
 
 STAGE_ORDER: Final[dict[str, int]] = {s.value: s.order for s in GrowthStage}
+#: The password of a ``scheme://user:password@host`` URL inside a string.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^@\s/]+@")
 metadata = sa.MetaData()
 
 runs_table = sa.Table(
@@ -158,7 +166,12 @@ class Ledger:
                 f"({type(exc).__name__}: {detail}); check the URL and install its driver "
                 "(e.g. pip install psycopg for postgresql+psycopg)"
             ) from exc
-        if self.url.get_backend_name() == "sqlite":
+        if self.engine.dialect.is_async:
+            raise LedgerError(
+                f"ledger {self.safe_url}: driver {self.url.get_driver_name()!r} is asynchronous; "
+                "the ledger needs a synchronous driver, e.g. postgresql+psycopg://..."
+            )
+        if self.url.get_backend_name() == "sqlite" and "timeout" not in self.url.query:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def __repr__(self) -> str:
@@ -168,6 +181,29 @@ class Ledger:
     def safe_url(self) -> str:
         """The URL with any password masked, for logs and reports."""
         return self.url.render_as_string(hide_password=True)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a file-based SQLite ledger, else None."""
+        database = self.url.database or ""
+        if self.url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+            return None
+        if database.startswith("file:"):  # sqlite URI filename (?uri=true)
+            database = database[len("file:") :].split("?", 1)[0]
+        return Path(database)
+
+    def _mask(self, value: Any) -> Any:
+        """``value`` (JSON-like) with URL passwords, this ledger's above all, masked."""
+        if isinstance(value, str):
+            password = self.url.password
+            if password:
+                value = value.replace(str(password), "***")
+            return _URL_PASSWORD.sub(r"\1:***@", value)
+        if isinstance(value, dict):
+            return {k: self._mask(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._mask(v) for v in value]
+        return value
 
     def create(self) -> None:
         """Create the tables if missing (idempotent)."""
@@ -202,7 +238,7 @@ class Ledger:
                     run_id=run_id,
                     flow=flow,
                     started=_now(),
-                    params=to_json(params or {}),
+                    params=to_json(self._mask(params or {})),
                     code_version=code_version,
                     model_version=model_version,
                     policy_version=policy_version,
@@ -257,7 +293,7 @@ class Ledger:
                 f"stage {first['stage']}; decide each farmer once per stage"
             )
         now = _now()
-        cfg_json = to_json(config)
+        cfg_json = to_json(self._mask(config))
         try:
             with self._begin() as conn:
                 if not conn.execute(
@@ -312,10 +348,16 @@ class Ledger:
                 if rows:
                     conn.execute(decisions_table.insert(), rows)
         except SQLAlchemyError as exc:
+            gone = self.sqlite_file is not None and not self.sqlite_file.exists()
             raise LedgerError(
                 f"ledger {self.safe_url}: writing {len(decisions)} decision(s) of run {run_id} "
                 f"failed ({type(exc).__name__}: {exc.orig if hasattr(exc, 'orig') else exc}); "
-                "nothing was written, re-run the same run id to retry"
+                + (
+                    f"the database file {self.sqlite_file} was deleted or moved: restore it "
+                    "from a backup, then re-run the same run id"
+                    if gone
+                    else "nothing was written, re-run the same run id to retry"
+                )
             ) from exc
         log.info("run %s: %d of %d decision(s) written", run_id, len(rows), len(decisions))
         return len(rows)
@@ -521,6 +563,14 @@ class Ledger:
         return s.sort_index()
 
     def _begin(self) -> Any:
+        path = self.sqlite_file
+        if path is not None and not path.exists():
+            # SQLite would quietly create an empty file: the history would be lost.
+            raise LedgerError(
+                f"ledger {self.safe_url}: the database file {path} is gone (deleted or moved); "
+                "restore it from a backup, or call Ledger.create() to start an empty ledger "
+                "(earlier decisions would then be forgotten)"
+            )
         return self.engine.begin()
 
 

@@ -381,7 +381,12 @@ def read_loans(path: Path | str) -> pd.DataFrame:
         if p.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(p)
         return pd.read_csv(p)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise TableError(
+            f"{p}: the loan history is not UTF-8 text ({exc}); save it as UTF-8 CSV "
+            "(e.g. `iconv -f latin1 -t utf-8`, or Excel 'CSV UTF-8')"
+        ) from exc
+    except (pd.errors.ParserError, ValueError) as exc:
         raise TableError(f"{p}: cannot read the loan history ({exc}); save as CSV") from exc
 
 

@@ -257,8 +257,8 @@ class LocalArchiveSource:
             SceneData with ``dn`` (10, H, W) uint16 and ``scl`` (H, W) uint8.
 
         Raises:
-            ImageryError: the file is missing, corrupt or truncated, has other than 11 bands,
-                or band descriptions that are not ``geo.sources.base.SCENE_BANDS``.
+            ImageryError: the file is missing, corrupt or truncated, has other than 11 uint16
+                bands, or band descriptions that are not ``geo.sources.base.SCENE_BANDS``.
         """
         path = Path(ref.href)
         width = max(1, math.ceil((bounds.right - bounds.left) / resolution - 1e-6))
@@ -300,6 +300,12 @@ class LocalArchiveSource:
                 f"{path}: {src.count} bands; expected {len(SCENE_BANDS)} "
                 f"({', '.join(SCENE_BANDS)}): regenerate the file with "
                 "geo.sources.local.write_scene"
+            )
+        if set(src.dtypes) != {"uint16"}:
+            raise ImageryError(
+                f"{path}: bands of type {', '.join(sorted(set(src.dtypes)))}; expected uint16 "
+                "L2A digital numbers (reflectance x 10000, nodata 0): convert the file (e.g. "
+                "reflectance x 10000, NaN -> 0, as uint16) with geo.sources.local.write_scene"
             )
         descriptions = tuple(src.descriptions)
         if any(descriptions) and descriptions != SCENE_BANDS:

@@ -17,9 +17,10 @@ One threaded ``http.server`` on 127.0.0.1 (an ephemeral port) answers:
 It records every request (:attr:`LoopbackServer.requests`, :meth:`LoopbackServer.count`) and
 injects faults on a route prefix (:meth:`LoopbackServer.inject`): ``"429"`` (with a
 ``Retry-After``), ``"500"``, ``"timeout"`` (sleeps past the client's timeout, then answers),
-``"malformed"`` (a broken TIFF), ``"empty"`` (no search results) and ``"expire_token"``
-(revokes every token, so the request gets a 401). :meth:`LoopbackServer.expire_tokens`
-revokes tokens directly.
+``"malformed"`` (a broken TIFF), ``"empty"`` (no search results), ``"expire_token"``
+(revokes every token, so the request gets a 401) and ``"drop"`` (announces the full
+``Content-Length``, sends half the body, then closes the socket; a ``HEAD`` is hung up on).
+:meth:`LoopbackServer.expire_tokens` revokes tokens directly.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -64,7 +66,7 @@ COLLECTION = "sentinel-2-l2a"
 #: Value the Process API puts in every band where dataMask is 0 (a client must zero it).
 JUNK = 7
 
-FaultKind = Literal["429", "500", "timeout", "malformed", "empty", "expire_token"]
+FaultKind = Literal["429", "500", "timeout", "malformed", "empty", "expire_token", "drop"]
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Fault:
     remaining: int
     retry_after: str | None = None
     sleep_s: float = 1.5
+    method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,19 +204,25 @@ class LoopbackServer:
         *,
         retry_after: str | None = None,
         sleep_s: float = 1.5,
+        method: str | None = None,
     ) -> None:
-        """Arm ``kind`` for the next ``times`` requests whose path starts with ``route``."""
+        """Arm ``kind`` for the next ``times`` requests whose path starts with ``route``
+        (and whose method is ``method``, when given)."""
         with self._lock:
-            self._faults.append(Fault(route, kind, times, retry_after, sleep_s))
+            self._faults.append(Fault(route, kind, times, retry_after, sleep_s, method))
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, method: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.remaining > 0 and path.startswith(fault.route):
+                if (
+                    fault.remaining > 0
+                    and path.startswith(fault.route)
+                    and fault.method in (None, method)
+                ):
                     fault.remaining -= 1
                     return fault
         return None
@@ -413,6 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes
     app: LoopbackServer
+    drop = False  # the "drop" fault: cut the current response's body in half, then hang up
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         # Paths only: query strings may carry (fake) signatures the tests look for in logs.
@@ -429,13 +439,22 @@ class _Handler(BaseHTTPRequestHandler):
         head: bool = False,
     ) -> None:
         try:
+            if self.drop and head:  # nothing to cut short: hang up before answering
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
             self.end_headers()
-            if not head:
+            if self.drop and not head:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif not head:
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -475,8 +494,9 @@ class _Handler(BaseHTTPRequestHandler):
                 at=time.monotonic(),
             )
         )
-        fault = app._take_fault(path)
+        fault = app._take_fault(path, method)
         flags: set[str] = set()
+        self.drop = fault is not None and fault.kind == "drop"
         if fault is not None:
             if fault.kind == "429":
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
@@ -489,7 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.sleep_s)
             elif fault.kind == "expire_token":
                 app.expire_tokens()
-            else:
+            elif fault.kind != "drop":
                 flags.add(fault.kind)
         try:
             self._route(method, path, parts.query, body, flags)

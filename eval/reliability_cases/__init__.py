@@ -1,0 +1,35 @@
+"""The reliability catalogue: bad input, faults and secrets, one case each.
+
+Importing the package registers every case (:data:`CASES`, in catalogue order); each case
+module covers one group. ``tests/reliability`` runs them as tests and ``python -m
+eval.reliability`` prints them as a table.
+"""
+
+from eval.reliability_cases import faults, imagery, leaks, parcels, tables  # noqa: F401
+from eval.reliability_cases.base import (
+    CASES,
+    FIXTURES,
+    GROUPS,
+    Case,
+    CaseFailed,
+    CaseSkipped,
+    Context,
+    Outcome,
+    Shared,
+    cases,
+    run_case,
+)
+
+__all__ = [
+    "CASES",
+    "FIXTURES",
+    "GROUPS",
+    "Case",
+    "CaseFailed",
+    "CaseSkipped",
+    "Context",
+    "Outcome",
+    "Shared",
+    "cases",
+    "run_case",
+]
