@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger
 
 from flows import tasks
 from flows.settings import SeasonParams
-from flows.versions import run_manifest
+from flows.versions import public_params, run_manifest
 from geo.calendar import stage_dates
 from geo.composite import Composite
 from geo.types import GrowthStage, Season
@@ -160,7 +160,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
                 decisions,
                 model_version=manifest["model_version"],
                 policy_version=manifest["policy_version"],
-                config=json.loads(params.model_dump_json()),
+                config=public_params(params),
             )
             if params.simulate_draws:
                 from scoring.drawdown import simulate_draws

@@ -44,5 +44,16 @@ def run_manifest(params: SeasonParams) -> dict[str, Any]:
         "model_version": f"segmenter:{segmenter.version};pd:{pd_model.version}",
         "policy_version": PolicyConfig().version,
         "economics_version": load_economics(override=params.economics).version,
-        "params": json.loads(params.model_dump_json()),
+        "params": public_params(params),
     }
+
+
+def public_params(params: SeasonParams) -> dict[str, Any]:
+    """The run's parameters as JSON, with any password in the ledger URL masked: this is what
+    goes into run.json, the ledger and the report (the live URL stays in memory only)."""
+    from sqlalchemy.engine import make_url
+
+    out = json.loads(params.model_dump_json())
+    if params.ledger_url:
+        out["ledger_url"] = make_url(params.ledger_url).render_as_string(hide_password=True)
+    return out

