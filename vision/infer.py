@@ -129,9 +129,16 @@ def predict_proba(
     temperature = float(seg.temperature)
     positions = [(y0, x0) for y0 in ys for x0 in xs]
 
+    # One reusable NHWC buffer: its NCHW view is channels_last, so windows are copied once
+    # and no per-batch allocation of (batch, Cin, th, tw) floats is left to fragment the heap.
+    buf = torch.empty((min(batch, len(positions)), th, tw, cfg.in_channels), dtype=torch.float32)
+    buf_np = buf.numpy()
+    buf_nchw = buf.permute(0, 3, 1, 2)
+
     def flush(chunk: list[tuple[int, int]]) -> None:
-        tiles = np.stack([_window(x, y0, x0, th, tw) for y0, x0 in chunk])
-        inp = torch.from_numpy(tiles).contiguous(memory_format=torch.channels_last)
+        for i, (y0, x0) in enumerate(chunk):
+            buf_np[i] = _window(x, y0, x0, th, tw).transpose(1, 2, 0)
+        inp = buf_nchw[: len(chunk)]
         if precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(inp)
@@ -153,9 +160,9 @@ def predict_proba(
 
 
 def _window(x: np.ndarray, y0: int, x0: int, th: int, tw: int) -> np.ndarray:
-    """(C, th, tw) window of x at (y0, x0), reflect-padded where it runs past the scene."""
+    """(C, th, tw) view of x at (y0, x0); a padded copy where it runs past the scene."""
     win = x[:, y0 : y0 + th, x0 : x0 + tw]
     ph, pw = th - win.shape[1], tw - win.shape[2]
     if ph or pw:
         win = np.pad(win, ((0, 0), (0, ph), (0, pw)), mode="symmetric")
-    return np.ascontiguousarray(win, dtype=np.float32)
+    return win

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from flows.settings import SeasonParams
 from geo.types import GrowthStage, Season
@@ -100,7 +99,6 @@ def test_killed_mid_batch_then_rerun_decides_each_farmer_exactly_once(
     assert set(final["run_id"]) == {"crash-test"}
 
 
-@pytest.mark.slow
 def test_dask_cluster_gives_the_same_decisions_as_threads(
     small_archive: Path, tmp_path: Path, prefect_harness: None
 ) -> None:
