@@ -1,11 +1,11 @@
 """Tiled inference speed and memory against one bare forward pass, on growing scenes.
 
-    python -m bench.infer [--sizes 256 512 768] [--threads 2]
+    python -m bench.infer [--sizes 256 512 1024] [--threads 2]
 
 For each square scene size S, in a fresh subprocess (so peak memory is per case): the shipped
 segmenter (or a fresh one of the default config when no weights ship) runs on a random
 (in_channels, S, S) input either through ``vision.infer.predict_proba`` (tile 256, overlap 32,
-batch 4; fp32 and bf16 autocast) or as ``model(x)`` on the whole tensor. Reports pixels per
+batch 4, fp32 and bf16 autocast; tile 512, batch 1) or as ``model(x)`` on the whole tensor. Reports pixels per
 second and the peak resident memory above the baseline (process with model and input loaded),
 from ``resource.getrusage``; bf16 also reports the share of pixels whose argmax agrees with fp32.
 """
@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-MODES = ("tiled", "tiled_bf16", "bare")
+MODES = ("tiled", "tiled_512", "tiled_bf16", "bare")
 
 
 def _rss_mb() -> float:
@@ -71,6 +71,8 @@ def one_case(size: int, mode: str, threads: int) -> dict[str, Any]:
         with torch.inference_mode():
             logits = model(xt[None].contiguous(memory_format=torch.channels_last))
             proba = torch.softmax(logits / seg.temperature, 1)[0, :, :size, :size].numpy()
+    elif mode == "tiled_512":
+        proba = predict_proba(seg, x, tile=512, overlap=32, batch=1)
     else:
         precision = "bf16" if mode == "tiled_bf16" else "fp32"
         proba = predict_proba(seg, x, precision=precision)  # type: ignore[arg-type]
@@ -90,7 +92,7 @@ def one_case(size: int, mode: str, threads: int) -> dict[str, Any]:
     }
 
 
-def run(sizes: tuple[int, ...] = (256, 512, 768), threads: int = 2) -> str:
+def run(sizes: tuple[int, ...] = (256, 512, 1024), threads: int = 2) -> str:
     """Markdown table of every (size, mode) case, each in its own subprocess."""
     rows = []
     for size in sizes:
@@ -109,7 +111,8 @@ def run(sizes: tuple[int, ...] = (256, 512, 768), threads: int = 2) -> str:
                 continue
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     lines = [
-        f"predict_proba (tile 256, overlap 32, batch 4) vs bare model(x); {threads} threads",
+        f"predict_proba (tiled: tile 256, overlap 32, batch 4; tiled_512: tile 512, batch 1) "
+        f"vs bare model(x); {threads} threads",
         "",
         "| size | mode | s | Mpx/s | peak RSS above base MB | input MB | bf16 argmax agree |",
         "|---|---|---|---|---|---|---|",
@@ -128,7 +131,7 @@ def run(sizes: tuple[int, ...] = (256, 512, 768), threads: int = 2) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 768])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", nargs=3, metavar=("SIZE", "MODE", "THREADS"))
     args = parser.parse_args(argv)

@@ -39,10 +39,16 @@ class StageOutcome:
     failed: list[dict[str, str]] = field(default_factory=list)
 
 
+def _board(params: SeasonParams) -> tasks.Onboarded:
+    # the source first: the generated one writes its archive (parcels included) on first use
+    tasks.prepare_source(params.imagery)
+    return tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
+
+
 @flow(name="onboard")
 def onboard(params: SeasonParams) -> tasks.Onboarded:
     """Read, validate and reproject the lender's parcels; list overlapping pledges."""
-    return tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
+    return _board(params)
 
 
 @flow(name="acquire")
@@ -54,7 +60,7 @@ def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, obj
     """
     season_ = Season(params.season)
     as_of = min(max(as_of or dt.date.today(), season_.start), season_.end)
-    board = tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
+    board = _board(params)
     composite = _composites(params, board, {"*": as_of})[as_of]
     observed = float(composite.observed.any(axis=(1, 2)).sum())
     return {"as_of": as_of, "shape": composite.shape, "dekads_observed": observed}
@@ -63,7 +69,7 @@ def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, obj
 @flow(name="assess")
 def assess(params: SeasonParams, stage: GrowthStage) -> Path:
     """Crop type, planted area and health per parcel at ``stage``; writes the table."""
-    board = tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
+    board = _board(params)
     as_of = _stage_dates(params, board, stage)
     table, curves = _assess(params, board, _composites(params, board, as_of), as_of)
     path = params.out / "stages" / stage.value / "assessment.parquet"
@@ -115,7 +121,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
 
     logger = get_run_logger()
     season = Season(params.season)
-    board = tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
+    board = _board(params)
     as_of_by_region = _stage_dates(params, board, stage)
     composites = _composites(params, board, as_of_by_region)
     assessment, curves = _assess(params, board, composites, as_of_by_region)
