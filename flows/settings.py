@@ -28,7 +28,8 @@ class SourceParams(_Params):
     sh_profile: str | None = None
     sh_base_url: str | None = None
     cache_dir: Path | None = None
-    seed: int = 7
+    seed: int = 7  # generated source: seed of the region
+    size_px: int = Field(480, ge=32, le=4096)  # generated source: side of the region, 10 m px
 
 
 class SeasonParams(_Params):

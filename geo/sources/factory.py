@@ -34,6 +34,8 @@ class _SourceParams(Protocol):
     def cache_dir(self) -> Path | None: ...
     @property
     def seed(self) -> int: ...
+    @property
+    def size_px(self) -> int: ...
 
 
 class GeneratedSource:
@@ -42,12 +44,12 @@ class GeneratedSource:
 
     name = "generated"
 
-    def __init__(self, root: Path, seed: int = 7, season: int = 2026) -> None:
+    def __init__(self, root: Path, seed: int = 7, season: int = 2026, size_px: int = 480) -> None:
         from geo.sources.local import LocalArchiveSource
         from geo.synth import SynthConfig, write_archive
         from geo.types import Season
 
-        write_archive(Path(root), SynthConfig(seed=seed, season=Season(season)))
+        write_archive(Path(root), SynthConfig(seed=seed, season=Season(season), size_px=size_px))
         self._local = LocalArchiveSource(Path(root))
 
     def search(self, bounds: Bounds, start: Any, end: Any) -> list[SceneRef]:
@@ -65,7 +67,7 @@ def open_source(params: _SourceParams) -> TileSource:
     """
     name = params.source
     if name == "generated":
-        return GeneratedSource(params.archive, seed=params.seed)
+        return GeneratedSource(params.archive, seed=params.seed, size_px=params.size_px)
     if name == "local":
         from geo.sources.local import LocalArchiveSource
 

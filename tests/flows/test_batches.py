@@ -126,3 +126,18 @@ def test_run_manifest_never_holds_the_ledger_password(tmp_path: Path) -> None:
     dumped = str(public_params(params))
     assert "s3cr3t-pw" not in dumped
     assert "db.internal/ledger" in dumped
+
+
+def test_onboarding_a_fresh_generated_source_writes_its_archive_first(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    from flows.season import onboard
+
+    archive = tmp_path / "fresh"
+    params = SeasonParams(
+        out=tmp_path / "out",
+        imagery={"source": "generated", "archive": archive, "size_px": 64, "seed": 3},
+    )
+    board = onboard(params)
+    assert (archive / "parcels.parquet").exists()
+    assert len(board.parcels) > 0 and board.rejects.empty
