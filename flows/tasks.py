@@ -225,7 +225,13 @@ def score(
     economics = load_economics(override=params.economics)
     policy = PolicyConfig()
     features = farmer_features(
-        assessment, board.farmers, board.overlaps, economics, season, stage, cfg=policy.features
+        assessment,
+        board.farmers[board.farmers["farmer_id"].isin(assessment["farmer_id"])],
+        board.overlaps,
+        economics,
+        season,
+        stage,
+        cfg=policy.features,
     )
     model = PDModel.load(params.pd_model) if params.pd_model else load_shipped_pd()
     pd_ = model.predict(features)
