@@ -10,6 +10,7 @@ and the tag ``ACQUISITION_DATE=YYYY-MM-DD``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +36,36 @@ class Bounds:
     def __post_init__(self) -> None:
         if not (self.right > self.left and self.top > self.bottom):
             raise ValueError(f"empty bounds {self}; expected right > left and top > bottom")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The output pixel grid of a read: origin at the bounds' top-left corner,
+    ``ceil(width / resolution)`` columns and ``ceil(height / resolution)`` rows (metres)."""
+
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, bounds: Bounds, resolution: float) -> Grid:
+        """The grid every source reads ``bounds`` onto.
+
+        Raises:
+            ValueError: ``resolution`` is not positive.
+        """
+        if resolution <= 0:
+            raise ValueError(f"resolution={resolution}; expected > 0 metres")
+        width = max(1, math.ceil((bounds.right - bounds.left) / resolution - 1e-6))
+        height = max(1, math.ceil((bounds.top - bounds.bottom) / resolution - 1e-6))
+        transform = Affine(resolution, 0.0, bounds.left, 0.0, -resolution, bounds.top)
+        return cls(transform, width, height)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) of the whole pixels."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
 
 
 @dataclass(frozen=True)

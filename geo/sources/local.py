@@ -32,7 +32,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from geo.errors import ImageryError
-from geo.sources.base import SCENE_BANDS, Bounds, SceneData, SceneRef
+from geo.sources.base import SCENE_BANDS, Bounds, Grid, SceneData, SceneRef
 
 __all__ = ["LocalArchiveSource", "scene_file_name", "write_scene"]
 
@@ -261,9 +261,8 @@ class LocalArchiveSource:
                 bands, or band descriptions that are not ``geo.sources.base.SCENE_BANDS``.
         """
         path = Path(ref.href)
-        width = max(1, math.ceil((bounds.right - bounds.left) / resolution - 1e-6))
-        height = max(1, math.ceil((bounds.top - bounds.bottom) / resolution - 1e-6))
-        transform = Affine(resolution, 0.0, bounds.left, 0.0, -resolution, bounds.top)
+        grid = Grid.of(bounds, resolution)
+        width, height, transform = grid.width, grid.height, grid.transform
         if not path.is_file():
             raise ImageryError(
                 f"scene {ref.scene_id}: file {path} does not exist "

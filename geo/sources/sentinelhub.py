@@ -37,7 +37,6 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,7 +64,7 @@ from sentinelhub.constants import SHConstants
 from sentinelhub.download.models import DownloadRequest, DownloadResponse
 
 from geo.errors import ImageryError, ParcelGeometryError
-from geo.sources.base import Bounds, SceneData, SceneRef
+from geo.sources.base import Bounds, Grid, SceneData, SceneRef
 from geo.sources.cache import DiskCache, request_key
 from geo.sources.retry import RetryPolicy, safe_url, send
 from geo.types import BANDS
@@ -384,28 +383,6 @@ class _ShDownloadClient(SentinelHubDownloadClient):
 # --------------------------------------------------------------------------------------
 # Grids and batches
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Grid:
-    """An output grid anchored at the bounds' top-left corner (same rule as local.py)."""
-
-    transform: Affine
-    width: int
-    height: int
-
-    @classmethod
-    def of(cls, bounds: Bounds, resolution: float) -> _Grid:
-        if resolution <= 0:
-            raise ValueError(f"resolution={resolution}; expected > 0 metres")
-        width = max(1, math.ceil((bounds.right - bounds.left) / resolution - 1e-6))
-        height = max(1, math.ceil((bounds.top - bounds.bottom) / resolution - 1e-6))
-        transform = Affine(resolution, 0.0, bounds.left, 0.0, -resolution, bounds.top)
-        return cls(transform, width, height)
-
-    @property
-    def bbox(self) -> tuple[float, float, float, float]:
-        """(left, bottom, right, top) of the whole pixels."""
-        t = self.transform
-        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
 
 
 def _snap(b: Bounds, resolution: float) -> tuple[float, float, float, float]:
@@ -752,7 +729,7 @@ class SentinelHubSource:
         return refs
 
     # -- read --------------------------------------------------------------------------
-    def _process_request(self, day: dt.date, grid: _Grid, epsg: int) -> DownloadRequest:
+    def _process_request(self, day: dt.date, grid: Grid, epsg: int) -> DownloadRequest:
         start = dt.datetime.combine(day, dt.time())
         input_data = SentinelHubRequest.input_data(
             _COLLECTION,
@@ -790,7 +767,7 @@ class SentinelHubSource:
                 12-band GeoTIFF (the message names the scene), or the request was refused.
             SourceUnavailableError: the Process API failed after the last retry.
         """
-        grid = _Grid.of(bounds, resolution)
+        grid = Grid.of(bounds, resolution)
         if grid.width > MAX_REQUEST_PX or grid.height > MAX_REQUEST_PX:
             raise ImageryError(
                 f"scene {ref.scene_id}: {grid.width} x {grid.height} px at {resolution:g} m "
@@ -817,7 +794,7 @@ class SentinelHubSource:
         return scene
 
     def _decode(
-        self, content: bytes, ref: SceneRef, bounds: Bounds, grid: _Grid, url: str
+        self, content: bytes, ref: SceneRef, bounds: Bounds, grid: Grid, url: str
     ) -> SceneData:
         where = f"scene {ref.scene_id} ({ref.date}): the Process API response from {safe_url(url)}"
         try:

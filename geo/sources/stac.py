@@ -42,7 +42,6 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -51,7 +50,6 @@ import numpy as np
 import pystac
 import rasterio
 import requests
-from affine import Affine
 from pystac_client import Client
 from pystac_client.stac_api_io import StacApiIO
 from pystac_client.warnings import DoesNotConformTo
@@ -61,7 +59,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from geo.errors import ImageryError, SourceUnavailableError
-from geo.sources.base import SCENE_BANDS, Bounds, SceneData, SceneRef
+from geo.sources.base import SCENE_BANDS, Bounds, Grid, SceneData, SceneRef
 from geo.sources.cache import DiskCache, request_key
 from geo.sources.retry import RETRYABLE_STATUS, RetryPolicy, redact_urls, safe_url, send
 from geo.types import BANDS
@@ -263,24 +261,6 @@ class _RetryingStacIO(StacApiIO):
                 "URL, the collection name and the search parameters"
             )
         return response.content.decode("utf-8")
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """The output grid of a read: origin at the bounds' top-left, as local.py does."""
-
-    transform: Affine
-    width: int
-    height: int
-
-    @classmethod
-    def of(cls, bounds: Bounds, resolution: float) -> _Grid:
-        if resolution <= 0:
-            raise ValueError(f"resolution={resolution}; expected > 0 metres")
-        width = max(1, math.ceil((bounds.right - bounds.left) / resolution - 1e-6))
-        height = max(1, math.ceil((bounds.top - bounds.bottom) / resolution - 1e-6))
-        transform = Affine(resolution, 0.0, bounds.left, 0.0, -resolution, bounds.top)
-        return cls(transform, width, height)
 
 
 def _corners(b: Bounds) -> tuple[float, float, float, float]:
@@ -563,7 +543,7 @@ class StacSource:
             options["CPL_VSIL_CURL_NON_CACHED"] = "/vsicurl/"
         return options
 
-    def _read_band(self, ref: SceneRef, band: str, href: str, grid: _Grid, crs: str) -> np.ndarray:
+    def _read_band(self, ref: SceneRef, band: str, href: str, grid: Grid, crs: str) -> np.ndarray:
         url = self._signer(href) if self._signer is not None else href
         fresh = href in self._failed_hrefs
         capture = _GdalHttpErrors()
@@ -632,7 +612,7 @@ class StacSource:
                 (the message names the scene and band).
             SourceUnavailableError: the catalogue or an asset failed after the last retry.
         """
-        grid = _Grid.of(bounds, resolution)
+        grid = Grid.of(bounds, resolution)
         item = self._item(ref)
         hrefs = self._asset_hrefs(ref, item)
         offset = _boa_offset(item) if self.harmonize else 0
@@ -666,7 +646,7 @@ class StacSource:
         )
 
     def _read_remote(
-        self, ref: SceneRef, hrefs: list[str], grid: _Grid, crs: str, offset: int
+        self, ref: SceneRef, hrefs: list[str], grid: Grid, crs: str, offset: int
     ) -> tuple[np.ndarray, np.ndarray]:
         jobs = list(zip(SCENE_BANDS, hrefs, strict=True))
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="stac-read") as pool:
