@@ -174,22 +174,9 @@ def unassessed_farmers(board: Onboarded, assessment: pd.DataFrame) -> list[dict[
 
 def empty_decisions() -> pd.DataFrame:
     """A decisions frame with no rows (every batch failed)."""
-    cols = [
-        "farmer_id",
-        "stage",
-        "limit_eur",
-        "previous_limit_eur",
-        "drawn_eur",
-        "action",
-        "pd",
-        "pd_band",
-        "reasons",
-        "flags",
-        "counterfactual",
-        "needs_review",
-        "evidence",
-    ]
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    from scoring.policy import DECISION_COLUMNS
+
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in DECISION_COLUMNS})
 
 
 def task_runner(params: SeasonParams) -> TaskRunner[Any]:
