@@ -1,35 +1,8 @@
 """Run every bench module (or those named on the command line) and print their tables."""
 
-from __future__ import annotations
-
-import importlib
-import pkgutil
 import sys
-import time
-import traceback
-from pathlib import Path
 
-
-def main(names: list[str]) -> int:
-    here = Path(__file__).parent
-    modules = names or sorted(
-        m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_")
-    )
-    failed = 0
-    for name in modules:
-        module = importlib.import_module(f"bench.{name}")
-        if not hasattr(module, "run"):
-            continue
-        print(f"\n=== bench.{name} ===", flush=True)
-        started = time.perf_counter()
-        try:
-            print(module.run(), flush=True)
-        except Exception:  # report and go on: one broken section must not hide the others
-            failed += 1
-            traceback.print_exc()
-        print(f"({time.perf_counter() - started:.0f} s)", flush=True)
-    return 1 if failed else 0
-
+from eval.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], package="bench"))

@@ -1,4 +1,5 @@
-"""Run every eval module (or those named on the command line) and print their tables."""
+"""Run every module of a package (eval or bench) with a ``run() -> str``, or those named on the
+command line, and print their tables."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ import traceback
 from pathlib import Path
 
 
-def main(names: list[str]) -> int:
-    here = Path(__file__).parent
+def main(names: list[str], package: str = "eval") -> int:
+    here = Path(__file__).parents[1] / package
     modules = names or sorted(
         m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_")
     )
     failed = 0
     for name in modules:
-        module = importlib.import_module(f"eval.{name}")
+        module = importlib.import_module(f"{package}.{name}")
         if not hasattr(module, "run"):
             continue
-        print(f"\n=== eval.{name} ===", flush=True)
+        print(f"\n=== {package}.{name} ===", flush=True)
         started = time.perf_counter()
         try:
             print(module.run(), flush=True)
