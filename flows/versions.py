@@ -6,6 +6,7 @@ import functools
 import json
 import subprocess
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from flows.settings import SeasonParams
@@ -30,18 +31,24 @@ def code_version() -> str:
     return f"{base}+g{sha}" if sha else base
 
 
-def run_manifest(params: SeasonParams) -> dict[str, Any]:
-    """Resolved parameters and the versions of everything that shapes a decision."""
+@functools.lru_cache(maxsize=8)
+def model_version(segmenter: Path | None, pd_model: Path | None) -> str:
+    """``segmenter:<hash>;pd:<version>`` of the weights a run uses (loaded once per process)."""
     from scoring.pd_model import PDModel, load_shipped_pd
-    from scoring.policy import PolicyConfig
-    from scoring.tables import load_economics
     from vision.model import load_segmenter
 
-    pd_model = PDModel.load(params.pd_model) if params.pd_model else load_shipped_pd()
-    segmenter = load_segmenter(params.segmenter)
+    pd_ = PDModel.load(pd_model) if pd_model else load_shipped_pd()
+    return f"segmenter:{load_segmenter(segmenter).version};pd:{pd_.version}"
+
+
+def run_manifest(params: SeasonParams) -> dict[str, Any]:
+    """Resolved parameters and the versions of everything that shapes a decision."""
+    from scoring.policy import PolicyConfig
+    from scoring.tables import load_economics
+
     return {
         "code_version": code_version(),
-        "model_version": f"segmenter:{segmenter.version};pd:{pd_model.version}",
+        "model_version": model_version(params.segmenter, params.pd_model),
         "policy_version": PolicyConfig().version,
         "economics_version": load_economics(override=params.economics).version,
         "params": public_params(params),
