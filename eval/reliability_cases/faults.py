@@ -136,19 +136,26 @@ def sh_drop(ctx: Context) -> str:
 @case(
     "faults",
     "Sentinel Hub gives up: error names the scene",
-    "the final SourceUnavailableError names the scene (date) being read, so the run log says which",
+    "the final SourceUnavailableError names the scene, its date and the request's bbox, and "
+    "the fix (re-run later, or more attempts)",
     network=True,
-    known_issue="geo/sources/sentinelhub.py: read() lets retry's error through, which names "
-    "only the Process API URL",
 )
 def sh_gives_up_names_scene(ctx: Context) -> str:
     with ctx.loopback() as (server, imagery):
         source = _sh(server, ctx)
         ref = source.search(imagery.bounds, *APRIL)[0]
         server.inject(ROUTE_PROCESS, "500", times=3)
-        exc = expect_error(SourceUnavailableError, lambda: source.read(ref, imagery.bounds))
+        exc = expect_error(
+            SourceUnavailableError,
+            lambda: source.read(ref, imagery.bounds),
+            "failed after 3 attempt(s)",
+            "re-run later",
+        )
         text = str(exc)
-        expect(ref.scene_id in text or ref.date.isoformat() in text, f"no scene named: {text}")
+        b = imagery.bounds
+        box = f"({b.left:.0f}, {b.bottom:.0f}, {b.right:.0f}, {b.top:.0f})"
+        expect(ref.scene_id in text and ref.date.isoformat() in text, f"no scene named: {text}")
+        expect(box in text, f"the request's bbox {box} is not named: {text}")
     return text
 
 
@@ -183,7 +190,7 @@ def stac_cog_hangup(ctx: Context) -> str:
         source = _stac(server, ctx)
         ref = source.search(imagery.bounds, *APRIL)[-1]
         nir = f"{ROUTE_COGS}{imagery.scenes[-1].scene_id}/nir.tif"
-        server.inject(nir, "drop", times=3, method="HEAD")
+        server.inject(nir, "hangup", times=3)
         exc = expect_error(
             SourceUnavailableError,
             lambda: source.read(ref, imagery.bounds),
@@ -191,6 +198,7 @@ def stac_cog_hangup(ctx: Context) -> str:
             "band B08",
             "try again later",
         )
+        expect(server.count(nir) == 3, f"{server.count(nir)} requests for 3 attempts")
         server.clear_faults()
         _same_as_reference(source.read(ref, imagery.bounds), imagery)
     return str(exc)
@@ -199,11 +207,9 @@ def stac_cog_hangup(ctx: Context) -> str:
 @case(
     "faults",
     "STAC COG: connection dropped mid-body",
-    "retried like any dropped "
-    "connection (or SourceUnavailableError), never 'malformed' for a network fault",
+    "retried like any dropped connection (same pixels); every attempt dropped: "
+    "SourceUnavailableError naming the asset URL, never 'malformed'",
     network=True,
-    known_issue="geo/sources/stac.py: GDAL does not retry a range request cut short and "
-    "_read_error calls the asset malformed (ImageryError), so a flow skips the scene",
 )
 def stac_cog_drop(ctx: Context) -> str:
     with ctx.loopback() as (server, imagery):
@@ -213,14 +219,24 @@ def stac_cog_drop(ctx: Context) -> str:
         server.inject(nir, "drop", method="GET")
         try:
             scene = source.read(ref, imagery.bounds)
+        except ImageryError as exc:
+            expect(False, f"one dropped connection was not retried: {exc}")
+        _same_as_reference(scene, imagery)
+        expect(server.count(nir, "GET") == 2, f"{server.count(nir, 'GET')} GETs for one drop")
+        # every attempt dropped: a network error naming the asset, never "malformed"
+        url = f"{server.url}{nir}"
+        server.inject(nir, "drop", times=3, method="GET")
+        text = ""
+        try:
+            source.read(ref, imagery.bounds)
         except SourceUnavailableError as exc:
-            return f"SourceUnavailableError: {exc}"
+            text = str(exc)
         except ImageryError as exc:
             expect(False, f"a dropped connection reported as bad data: {exc}")
-        _same_as_reference(scene, imagery)
-        # the failed read must not poison GDAL's cache: the next read is whole
-        _same_as_reference(source.read(ref, imagery.bounds), imagery)
-    return "retried within the read, pixels identical"
+        expect(bool(text), "three dropped connections in a row went unnoticed")
+        expect(url in text and "dropped" in text, f"the message lacks the asset URL: {text}")
+        expect("malformed" not in text and "try again later" in text, text)
+    return f"one drop retried, pixels identical; 3 drops: {text}"
 
 
 # --------------------------------------------------------------------------------------

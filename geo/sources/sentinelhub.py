@@ -20,7 +20,9 @@ the service answers 401. The secret and the token never appear in logs, errors o
 Retries (:mod:`geo.sources.retry`): 429 waits the ``Retry-After`` the service sends (in
 milliseconds, as Sentinel Hub does), 5xx and timeouts back off exponentially with jitter;
 ``max_download_attempts``, ``download_sleep_time`` and ``download_timeout_seconds`` of the
-``SHConfig`` set the number of attempts, the first wait and the per-attempt timeout.
+``SHConfig`` set the number of attempts, the first wait and the per-attempt timeout. The error
+after the last try names the request (the scene and its date, the bbox and size, the batch in
+:meth:`SentinelHubSource.read_batch`; the date range and bbox of a catalogue search).
 Processing units spent (``x-processingunits-spent``) add up in
 :attr:`SentinelHubSource.processing_units`. Catalogue answers (for ``search_cache_ttl_s``)
 and Process API responses are cached on disk keyed by the request (:mod:`geo.sources.cache`),
@@ -111,6 +113,17 @@ _FIX_CREDENTIALS = (
     "sentinelhub profile (`sentinelhub.config --profile NAME --sh_client_id ID "
     "--sh_client_secret SECRET`) and pass SentinelHubSettings(profile='NAME')"
 )
+
+_FIX_UNAVAILABLE = (
+    "Sentinel Hub may be down or rate-limiting: re-run later (answers already received are "
+    "cached and not requested again), or raise max_download_attempts / "
+    "download_timeout_seconds of the sentinelhub profile"
+)
+
+
+def _naming(exc: ImageryError, request: str) -> ImageryError:
+    """``exc`` again (same class) with ``request`` named in front of its message."""
+    return type(exc)(f"{request}: {exc}")
 
 
 class SentinelHubSettings(BaseModel):
@@ -306,6 +319,7 @@ class _ShHttp:
                 url,
                 policy=self._policy,
                 what=what,
+                fix=_FIX_UNAVAILABLE,
                 headers=all_headers,
                 json=json_body,
                 on_response=self._count_units,
@@ -677,6 +691,12 @@ class SentinelHubSource:
                     },
                 )
             )
+        except ImageryError as exc:
+            raise _naming(
+                exc,
+                f"Catalog search for acquisitions {start}..{end} over bbox "
+                f"({box[0]:.0f}, {box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f}) {bounds.crs}",
+            ) from exc
         except (KeyError, TypeError, AttributeError) as exc:
             raise ImageryError(
                 f"the Sentinel Hub Catalog at {safe_url(url)} answered in an unexpected format "
@@ -785,7 +805,16 @@ class SentinelHubSource:
                 return self._decode(content, ref, bounds, grid, url)
             except ImageryError:
                 self.cache.discard(key, reason="not a readable Process API GeoTIFF")
-        (response,) = self._client.download([request], max_threads=1, decode_data=False)
+        try:
+            (response,) = self._client.download([request], max_threads=1, decode_data=False)
+        except ImageryError as exc:
+            left, bottom, right, top = grid.bbox
+            raise _naming(
+                exc,
+                f"Process API request for scene {ref.scene_id} ({ref.date}) over bbox "
+                f"({left:.0f}, {bottom:.0f}, {right:.0f}, {top:.0f}) {bounds.crs}, "
+                f"{grid.width} x {grid.height} px at {resolution:g} m",
+            ) from exc
         scene = self._decode(response.content, ref, bounds, grid, url)
         self.cache.put(key, response.content)
         log.debug(
@@ -850,8 +879,11 @@ class SentinelHubSource:
         log.info(
             "reading %s for %d parcels in %d requests", ref.scene_id, len(parcel_bounds), len(plan)
         )
-        for box, members in plan:
-            scene = self.read(ref, box, resolution)
+        for k, (box, members) in enumerate(plan, start=1):
+            try:
+                scene = self.read(ref, box, resolution)
+            except ImageryError as exc:
+                raise _naming(exc, f"batch {k} of {len(plan)} ({len(members)} parcels)") from exc
             for i in members:
                 out[i] = _crop(scene, parcel_bounds[i], resolution)
         return [s for s in out if s is not None]

@@ -5,26 +5,27 @@ date range (whole UTC days) and ``query={"eo:cloud_cover": {"lte": max_cloud_cov
 (percent; also checked on the client, for catalogues that ignore ``query``). One
 :class:`~geo.sources.base.SceneRef` per item (an MGRS tile on a day), sorted by date.
 
-``read`` opens each band's Cloud-Optimised GeoTIFF asset over HTTP with GDAL's ``/vsicurl/``
-(range requests: only the tiles under the window travel) and warps it onto the grid of the
-bounds (origin at their top-left corner, ``resolution`` metres, the bounds' CRS) with
-nearest-neighbour resampling: 20 m bands (B05 B06 B07 B8A B11 B12) and SCL are repeated,
-never interpolated, which is also what Sentinel Hub's Process API does by default. Pixels
-outside the asset are 0 (nodata). Items of processing baseline >= 04.00 whose COGs still carry
-the +1000 BOA offset (``s2:processing_baseline`` >= 4 and no
-``earthsearch:boa_offset_applied: true``) are harmonised to the old scale (DN - 1000, at least
-1 where there is data), so every source returns the same DN; ``harmonize=False`` keeps raw DN.
+``read`` opens each band's Cloud-Optimised GeoTIFF asset with rasterio through
+:class:`~geo.sources.httpfile.HttpAsset` (HTTP range requests: only the blocks under the
+window travel) and warps it onto the grid of the bounds (origin at their top-left corner,
+``resolution`` metres, the bounds' CRS) with nearest-neighbour resampling: 20 m bands (B05
+B06 B07 B8A B11 B12) and SCL are repeated, never interpolated, which is also what Sentinel
+Hub's Process API does by default. Pixels outside the asset are 0 (nodata). Items of
+processing baseline >= 04.00 whose COGs still carry the +1000 BOA offset
+(``s2:processing_baseline`` >= 4 and no ``earthsearch:boa_offset_applied: true``) are
+harmonised to the old scale (DN - 1000, at least 1 where there is data), so every source
+returns the same DN; ``harmonize=False`` keeps raw DN.
 
 Signing: ``sign="planetary-computer"`` appends a Planetary Computer SAS token to Azure blob
 hrefs at read time (:class:`PlanetaryComputerSigner`); any ``Callable[[str], str]`` works as
 a hook. Signed URLs never reach logs, errors or the cache key.
 
-Retries: API calls go through :mod:`geo.sources.retry` (429 honours ``Retry-After`` in
-seconds; 5xx and timeouts back off with jitter; then :class:`SourceUnavailableError`). COG
-reads use GDAL's own retry (``GDAL_HTTP_MAX_RETRY`` = attempts - 1, ``GDAL_HTTP_RETRY_DELAY``
-= ``backoff_s``, exponential with jitter, ``GDAL_HTTP_TIMEOUT``); GDAL does not read
-``Retry-After``. A COG that still fails is a :class:`SourceUnavailableError` when GDAL saw
-HTTP 429/5xx or timeouts, else an :class:`ImageryError` (not a readable GeoTIFF).
+Retries (:mod:`geo.sources.retry`), the same for API calls and COG range requests: 429
+honours ``Retry-After`` in seconds; 5xx, timeouts and dropped connections (a body cut short
+included) back off with jitter; after the last attempt a :class:`SourceUnavailableError`
+names the scene, the band and the asset URL. A COG the server delivers whole but GDAL cannot
+decode is an :class:`ImageryError` (not a readable GeoTIFF); 401/403/404 are an
+:class:`ImageryError` saying the asset moved or its signature expired.
 
 Caching: the items of a search (for ``search_cache_ttl_s``) and every window read are cached
 on disk keyed by the request (unsigned hrefs, grid), so a re-run sends no request at all.
@@ -35,7 +36,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -61,7 +61,8 @@ from rasterio.warp import transform_bounds
 from geo.errors import ImageryError, SourceUnavailableError
 from geo.sources.base import SCENE_BANDS, Bounds, Grid, SceneData, SceneRef
 from geo.sources.cache import DiskCache, request_key
-from geo.sources.retry import RETRYABLE_STATUS, RetryPolicy, redact_urls, safe_url, send
+from geo.sources.httpfile import HttpAsset
+from geo.sources.retry import RetryPolicy, redact_urls, safe_url, send
 from geo.types import BANDS
 
 __all__ = [
@@ -96,7 +97,7 @@ EARTH_SEARCH_ASSETS: Mapping[str, str] = {
 #: Asset key of each band in Planetary Computer ``sentinel-2-l2a`` items.
 PLANETARY_COMPUTER_ASSETS: Mapping[str, str] = {band: band for band in SCENE_BANDS}
 _BOA_OFFSET = 1000
-_RASTERIO_LOGGERS = (
+_REDACTED_LOGGERS = (
     "rasterio._env",
     "rasterio._base",
     "rasterio._io",
@@ -104,19 +105,22 @@ _RASTERIO_LOGGERS = (
     "rasterio._filepath",
     "rasterio.vrt",
     "rasterio._warp",
+    "urllib3.connectionpool",  # logs each request line, query string (signature) included
 )
-_HTTP_CODE = re.compile(r"HTTP (?:error|response) code:?\s*(\d+)")
+_PATH_QUERY = re.compile(r"(/[^\s'\"?#]*)\?(?!<redacted>)[^\s'\"]+")
 
 Signer = Callable[[str], str]
 
 
 class _RedactQueries(logging.Filter):
-    """Removes query strings (SAS tokens) from URLs in rasterio's log records."""
+    """Removes query strings (SAS tokens) from URLs and request lines in rasterio's and
+    urllib3's log records (urllib3 logs ``"GET /path?query HTTP/1.1"`` without the host)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "?" in message:
-            record.msg, record.args = redact_urls(message), None
+            message = _PATH_QUERY.sub(r"\1?<redacted>", redact_urls(message))
+            record.msg, record.args = message, None
         return True
 
 
@@ -124,36 +128,10 @@ _REDACT = _RedactQueries()
 
 
 def _install_redaction() -> None:
-    for name in _RASTERIO_LOGGERS:
+    for name in _REDACTED_LOGGERS:
         logger = logging.getLogger(name)
         if _REDACT not in logger.filters:
             logger.addFilter(_REDACT)
-
-
-class _GdalHttpErrors(logging.Handler):
-    """Collects the HTTP codes GDAL reports through rasterio's logger on the current thread.
-
-    GDAL logs "HTTP error code: 503 - <url>. Retrying again in ..." for each retried range
-    request; a read that finally fails after such lines failed on the network, not on the data.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.thread = threading.get_ident()
-        self.codes: list[int] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            match = _HTTP_CODE.search(record.getMessage())
-            if match:
-                self.codes.append(int(match[1]))
-
-    def __enter__(self) -> _GdalHttpErrors:
-        logging.getLogger("rasterio._env").addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger("rasterio._env").removeHandler(self)
 
 
 class PlanetaryComputerSigner:
@@ -350,7 +328,7 @@ class StacSource:
         self._lock = threading.Lock()
         self._client: Client | None = None
         self._items: dict[str, dict[str, Any]] = {}
-        self._failed_hrefs: set[str] = set()
+        self._local = threading.local()
         if self._signer is not None:
             _install_redaction()
 
@@ -362,11 +340,12 @@ class StacSource:
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_lock": None, "_client": None}
+        return {**self.__dict__, "_lock": None, "_client": None, "_local": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     # -- catalogue ---------------------------------------------------------------------
     def _open(self) -> Client:
@@ -525,33 +504,21 @@ class StacSource:
             hrefs.append(str(asset["href"]))
         return hrefs
 
-    def _gdal_options(self, fresh: bool) -> dict[str, str]:
-        seconds = str(max(1, math.ceil(self.retry.timeout_s)))
-        options = {
-            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-            "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
-            "GDAL_HTTP_MAX_RETRY": str(self.retry.max_attempts - 1),
-            "GDAL_HTTP_RETRY_DELAY": f"{self.retry.backoff_s:g}",
-            "GDAL_HTTP_TIMEOUT": seconds,
-            "GDAL_HTTP_CONNECTTIMEOUT": seconds,
-            "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-            "GDAL_HTTP_MULTIPLEX": "YES",
-            "VSI_CACHE": "TRUE",
-        }
-        if fresh:
-            # GDAL remembers a failed URL; skip (and so reset) its cache for this read.
-            options["CPL_VSIL_CURL_NON_CACHED"] = "/vsicurl/"
-        return options
+    def _session(self) -> requests.Session:
+        """This thread's HTTP session for COG reads (connections are reused per thread)."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def _read_band(self, ref: SceneRef, band: str, href: str, grid: Grid, crs: str) -> np.ndarray:
         url = self._signer(href) if self._signer is not None else href
-        fresh = href in self._failed_hrefs
-        capture = _GdalHttpErrors()
+        where = f"scene {ref.scene_id} ({ref.date}), band {band}: {safe_url(href)}"
+        asset = HttpAsset(url, label=safe_url(href), session=self._session(), policy=self.retry)
         try:
             with (
-                capture,
-                rasterio.Env(**self._gdal_options(fresh)),
-                rasterio.open(f"/vsicurl/{url}") as src,
+                rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"),
+                rasterio.open(href, opener=asset) as src,
                 WarpedVRT(
                     src,
                     crs=crs,
@@ -564,37 +531,22 @@ class StacSource:
                 ) as vrt,
             ):
                 data = vrt.read(1)
-        except RasterioError as exc:
-            with self._lock:
-                self._failed_hrefs.add(href)
-            raise self._read_error(ref, band, href, redact_urls(str(exc)), capture.codes) from None
-        if fresh:
-            with self._lock:
-                self._failed_hrefs.discard(href)
+        except (RasterioError, SourceUnavailableError, ImageryError) as exc:
+            failure = asset.error if asset.error is not None else exc
+            raise self._read_error(where, failure) from None
+        log.debug("%s: %d range request(s), %d bytes", where, asset.requests, asset.bytes_read)
         return np.asarray(data)
 
-    def _read_error(
-        self, ref: SceneRef, band: str, href: str, message: str, codes: list[int]
-    ) -> ImageryError:
-        where = f"scene {ref.scene_id} ({ref.date}), band {band}: {safe_url(href)}"
-        final = _HTTP_CODE.search(message)
-        seen = codes + ([int(final[1])] if final else [])
-        timed_out = "timed out" in message.lower() or "curl error" in message.lower()
-        if timed_out or any(c in RETRYABLE_STATUS or c == 0 for c in seen):
-            status = f"HTTP {seen[-1]}" if seen and seen[-1] else "timeout / connection error"
-            return SourceUnavailableError(
-                f"{where} failed after {self.retry.max_attempts} attempt(s) ({status}; GDAL: "
-                f"{message}); the storage may be down or rate-limiting: try again later, or "
-                "raise retry.max_attempts / retry.timeout_s"
-            )
-        if seen and seen[-1] in (401, 403, 404):
-            return ImageryError(
-                f"{where} answered HTTP {seen[-1]} (GDAL: {message}); the asset moved or its "
-                "signature expired: re-run the search, and check the signing hook"
-            )
+    @staticmethod
+    def _read_error(where: str, failure: Exception) -> ImageryError:
+        message = redact_urls(str(failure))
+        if isinstance(failure, SourceUnavailableError):
+            return SourceUnavailableError(f"{where}: {message}")
+        if isinstance(failure, ImageryError):
+            return ImageryError(f"{where}: {message}")
         return ImageryError(
-            f"{where} is not a readable GeoTIFF (GDAL: {message}); the asset is malformed or "
-            "truncated: report it to the catalogue, or skip this scene"
+            f"{where} is not a readable GeoTIFF (GDAL: {message}); the asset arrived whole but "
+            "is malformed or truncated: report it to the catalogue, or skip this scene"
         )
 
     def read(self, ref: SceneRef, bounds: Bounds, resolution: float = 10.0) -> SceneData:

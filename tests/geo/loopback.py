@@ -18,8 +18,9 @@ It records every request (:attr:`LoopbackServer.requests`, :meth:`LoopbackServer
 injects faults on a route prefix (:meth:`LoopbackServer.inject`): ``"429"`` (with a
 ``Retry-After``), ``"500"``, ``"timeout"`` (sleeps past the client's timeout, then answers),
 ``"malformed"`` (a broken TIFF), ``"empty"`` (no search results), ``"expire_token"``
-(revokes every token, so the request gets a 401) and ``"drop"`` (announces the full
-``Content-Length``, sends half the body, then closes the socket; a ``HEAD`` is hung up on).
+(revokes every token, so the request gets a 401), ``"drop"`` (announces the full
+``Content-Length``, sends half the body, then closes the socket; a ``HEAD`` is hung up on)
+and ``"hangup"`` (closes the socket without answering).
 :meth:`LoopbackServer.expire_tokens` revokes tokens directly.
 """
 
@@ -66,7 +67,7 @@ COLLECTION = "sentinel-2-l2a"
 #: Value the Process API puts in every band where dataMask is 0 (a client must zero it).
 JUNK = 7
 
-FaultKind = Literal["429", "500", "timeout", "malformed", "empty", "expire_token", "drop"]
+FaultKind = Literal["429", "500", "timeout", "malformed", "empty", "expire_token", "drop", "hangup"]
 
 
 @dataclass
@@ -504,6 +505,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if fault.kind == "500":
                 self._sh_error(500, "Internal server error (injected)")
+                return
+            if fault.kind == "hangup":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if fault.kind == "timeout":
                 time.sleep(fault.sleep_s)

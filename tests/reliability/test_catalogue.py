@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 from pathlib import Path
 
@@ -55,7 +57,8 @@ def test_every_group_has_cases_and_names_are_unique() -> None:
 
 
 def test_table_lists_each_case_and_the_totals() -> None:
-    a, b, k = cases("parcels")[0], cases("tables")[0], next(c for c in CASES if c.known_issue)
+    a, b = cases("parcels")[0], cases("tables")[0]
+    k = dataclasses.replace(cases("faults")[0], known_issue="geo/x.py: a bug filed elsewhere")
     outcomes = [
         Outcome(a, "PASS", "kept, repaired", 0.1),
         Outcome(b, "FAIL", "returned a table " * 12, 0.2),
