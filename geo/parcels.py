@@ -6,16 +6,24 @@ else (lon/lat, national grids) is projected to the UTM zone of its centre
 measured in that UTM CRS.
 
 Validation is per parcel and never sinks the batch: each bad parcel becomes one row of
-``ParcelSet.rejects`` naming the parcel, its row (0-based position in the file), the file, the
-problem and the fix. Only whole-file problems raise: a missing file, missing columns, a missing
-CRS, or coordinates that are plainly in the wrong units for the declared CRS.
+``ParcelSet.rejects`` naming the parcel, its farmer, its row (0-based position in the file),
+the file, the problem and the fix. Only whole-file problems raise: a missing file, missing
+columns, a missing CRS, every parcel's coordinates plainly wrong for the declared CRS (swapped
+axes, degrees declared as metres or the reverse: see :mod:`geo.parcel_crs`), or no parcel at
+all on the imagery.
+
+When the caller knows the imagery's footprint (``imagery=``, a
+:class:`~geo.sources.base.Bounds`), it is the reference that recognises swapped lon/lat, and
+parcels lying wholly outside it are listed in ``ParcelSet.outside_imagery`` (kept: they get no
+pixel, so their farmers are held for review) with a warning naming them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,8 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import ParcelError, ParcelGeometryError
+from geo.parcel_crs import diagnose, imagery_region, summary
+from geo.sources.base import Bounds
 from geo.types import CROPS, check_crop
 
 __all__ = [
@@ -57,7 +67,7 @@ PARCEL_COLUMNS: tuple[str, ...] = (
     "geometry",
 )
 #: Columns of ``ParcelSet.rejects``.
-REJECT_COLUMNS: tuple[str, ...] = ("parcel_id", "row", "file", "error")
+REJECT_COLUMNS: tuple[str, ...] = ("parcel_id", "farmer_id", "row", "file", "error")
 #: Larger parcels are rejected as implausible for one field (ha).
 MAX_PARCEL_HA = 500.0
 #: Smaller parcels are rejected as degenerate (m2).
@@ -77,13 +87,17 @@ class ParcelSet:
         parcels: GeoDataFrame in a UTM CRS with :data:`PARCEL_COLUMNS` (``area_ha`` measured
             in that CRS, hectares), index 0..n-1.
         rejects: DataFrame with :data:`REJECT_COLUMNS`: ``parcel_id`` (``"<row N>"`` when the
-            id is missing), ``row`` (0-based position in the source), ``file``, ``error``.
+            id is missing), ``farmer_id`` (None when missing), ``row`` (0-based position in
+            the source), ``file``, ``error``.
         source: the file (or ``"<memory>"``) the parcels came from.
+        outside_imagery: ids of kept parcels lying wholly outside the imagery footprint the
+            caller passed (empty when none was passed).
     """
 
     parcels: gpd.GeoDataFrame
     rejects: pd.DataFrame
     source: str = "<memory>"
+    outside_imagery: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.parcels)
@@ -94,14 +108,22 @@ class ParcelSet:
         return self.parcels.crs
 
 
-def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
+def read_parcels(
+    path: str | Path, *, crs: str | None = None, imagery: Bounds | None = None
+) -> ParcelSet:
     """Read and validate pledged parcels from GeoParquet, GeoPackage, GeoJSON or FlatGeobuf.
+
+    A geometry GEOS cannot build (an unclosed ring, a ring of fewer than 4 points) does not
+    sink the file: it is repaired (the ring closed, with a warning naming the parcel) or its
+    parcel rejected.
 
     Args:
         path: the parcel file (``.parquet``/``.geoparquet`` through pyarrow; ``.gpkg``,
             ``.geojson``/``.json``, ``.fgb``, ``.shp`` through pyogrio).
         crs: target projected CRS (e.g. the imagery's ``"EPSG:32631"``); default: the file's
             own UTM CRS, or the UTM zone of the parcels' centre.
+        imagery: the imagery's footprint (any CRS), when known: it recognises swapped lon/lat
+            and lists parcels outside it (see :func:`validate_parcels`).
 
     Returns:
         A :class:`ParcelSet` (see :func:`validate_parcels`).
@@ -109,8 +131,9 @@ def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
     Raises:
         ParcelError: the file is missing, unreadable (incl. attribute text that is not
             UTF-8), of an unknown format, or lacks a required column.
-        ParcelGeometryError: the file has no CRS, or its coordinates are plainly in the wrong
-            units for its CRS (swapped lon/lat, degrees declared as metres or vice versa).
+        ParcelGeometryError: the file has no CRS, or its coordinates are plainly wrong for its
+            CRS (swapped lon/lat, degrees declared as metres or vice versa), or no parcel lies
+            on the ``imagery``.
     """
     path = Path(path)
     if not path.is_file():
@@ -124,11 +147,12 @@ def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
             f"parcel file {path}: unknown format {suffix!r}; expected one of "
             f"{', '.join(sorted(_PARQUET | _OGR))} (convert it with ogr2ogr)"
         )
+    undecodable: dict[int, str] = {}
     try:
         if suffix in _PARQUET:
             gdf = gpd.read_parquet(path)
         else:
-            gdf = gpd.read_file(path, engine="pyogrio")
+            gdf, undecodable = _read_ogr(path)
     except UnicodeDecodeError as exc:
         raise ParcelError(
             f"parcel file {path}: attribute text is not UTF-8 ({exc}); re-save the file as "
@@ -143,7 +167,47 @@ def read_parcels(path: str | Path, *, crs: str | None = None) -> ParcelSet:
             "GeoDataFrame.to_parquet)"
         ) from exc
     log.info("read %d parcels from %s", len(gdf), path)
-    return validate_parcels(gdf, source=str(path), crs=crs)
+    return validate_parcels(
+        gdf, source=str(path), crs=crs, imagery=imagery, undecodable=undecodable
+    )
+
+
+def _read_ogr(path: Path) -> tuple[gpd.GeoDataFrame, dict[int, str]]:
+    """Read an OGR file; if GEOS cannot build one geometry, decode them one by one.
+
+    Returns the frame and, by row, why a geometry could not be decoded (it is then None).
+    An unclosed ring is closed (``shapely.from_wkb(on_invalid="fix")``) with a warning.
+    """
+    try:
+        return gpd.read_file(path, engine="pyogrio"), {}
+    except shapely.errors.GEOSException as exc:
+        log.warning("%s: a geometry cannot be built (%s); decoding them one by one", path, exc)
+    import pyogrio
+    from pyogrio.raw import read as read_raw
+
+    frame = pyogrio.read_dataframe(path, read_geometry=False)
+    meta, _, wkbs, _ = read_raw(path, columns=[])
+    ids = [_as_id(v) for v in frame["parcel_id"]] if "parcel_id" in frame else []
+    geoms: list[BaseGeometry | None] = []
+    problems: dict[int, str] = {}
+    for row, wkb in enumerate(wkbs):
+        try:
+            geoms.append(shapely.from_wkb(wkb) if wkb is not None else None)
+            continue
+        except shapely.errors.GEOSException as exc:
+            reason = str(exc)
+        fixed = shapely.from_wkb(wkb, on_invalid="fix")
+        if fixed is None or fixed.is_empty:
+            problems[row] = reason
+            geoms.append(None)
+            continue
+        label = (ids[row] if row < len(ids) else None) or f"<row {row}>"
+        log.warning(
+            "parcel %s (row %d of %s): geometry repaired on reading (%s)", label, row, path, reason
+        )
+        geoms.append(fixed)
+    gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=meta["crs"]))
+    return gdf, problems
 
 
 def _as_id(value: Any) -> str | None:
@@ -185,9 +249,10 @@ def _polygonal_part(geom: BaseGeometry) -> BaseGeometry | None:
 class _Rejects:
     """Collects the first problem of each row."""
 
-    def __init__(self, source: str, ids: list[str | None]) -> None:
+    def __init__(self, source: str, ids: list[str | None], farmers: list[str | None]) -> None:
         self.source = source
         self.ids = ids
+        self.farmers = farmers
         self.rows: dict[int, str] = {}
 
     def label(self, row: int) -> str:
@@ -208,6 +273,7 @@ class _Rejects:
         return pd.DataFrame(
             {
                 "parcel_id": [self.label(r) for r in rows],
+                "farmer_id": [self.farmers[r] for r in rows],
                 "row": np.asarray(rows, dtype=np.int64),
                 "file": [self.source] * len(rows),
                 "error": [self.rows[r] for r in rows],
@@ -233,60 +299,64 @@ def _target_crs(crs: str | None, source: str) -> CRS | None:
     return target
 
 
-def _check_units(
-    geoms: np.ndarray, alive: np.ndarray, crs: CRS, source: str, rejects: _Rejects
+def _check_crs(
+    geoms: np.ndarray,
+    alive: np.ndarray,
+    crs: CRS,
+    source: str,
+    rejects: _Rejects,
+    imagery: Bounds | None,
+    target: CRS | None,
 ) -> None:
-    """Reject (or, when every parcel is affected, raise for) coordinates in the wrong units."""
-    bounds = shapely.bounds(geoms)  # (n, 4) minx, miny, maxx, maxy; NaN for empty
-    max_x = np.fmax(np.abs(bounds[:, 0]), np.abs(bounds[:, 2]))
-    max_y = np.fmax(np.abs(bounds[:, 1]), np.abs(bounds[:, 3]))
-    name = crs.to_string()
-    if crs.is_geographic:
-        bad = alive & ((max_x > 180) | (max_y > 90))
-        swapped = bad & (max_x <= 90) & (max_y <= 180)
-        messages = {
-            True: (
-                f"latitude beyond 90 degrees in {name}: the coordinates look like swapped "
-                "lon/lat; write x = longitude, y = latitude (swap the axes in the file)"
-            ),
-            False: (
-                f"coordinates up to {{v:.0f}} cannot be degrees but the CRS is {name} "
-                "(lon/lat): they look like metres; set the projected CRS they are in (e.g. "
-                "EPSG:32631) instead of a geographic one"
-            ),
-        }
-    else:
-        area = shapely.area(geoms)
-        bad = alive & (max_x <= 180) & (max_y <= 90) & (area < MIN_PARCEL_M2)
-        swapped = np.zeros_like(bad)
-        messages = {
-            True: "",
-            False: (
-                f"coordinates (up to {{v:.1f}}) look like degrees (lon/lat) but the CRS {name} "
-                "is in metres: set the CRS to EPSG:4326 (gdf.set_crs('EPSG:4326', "
-                "allow_override=True)) or reproject the file properly"
-            ),
-        }
-    if not bad.any():
+    """Reject parcels whose coordinates do not fit the declared CRS (swapped axes, wrong
+    units: :func:`geo.parcel_crs.diagnose`); raise when every parcel is affected."""
+    findings = diagnose(geoms, alive, crs, imagery=imagery, target=target)
+    if not findings:
         return
-    biggest = np.fmax(max_x, max_y)
-    if bad.sum() == alive.sum():
-        first = int(np.flatnonzero(bad)[0])
-        text = messages[bool(swapped[first])].format(v=biggest[first])
-        raise ParcelGeometryError(f"{source}: every parcel is affected: {text}")
-    for row in np.flatnonzero(bad):
-        rejects.add(int(row), messages[bool(swapped[row])].format(v=biggest[row]))
+    if len(findings) == int(alive.sum()):
+        raise ParcelGeometryError(
+            f"{source}: every parcel is affected: {summary(findings, geoms, crs)}"
+        )
+    for f in findings:
+        rejects.add(f.row, f.message)
+
+
+def _nonfinite_rows(geoms: np.ndarray) -> np.ndarray:
+    """(n,) bool: the geometry has a NaN or infinite coordinate (GEOS cannot handle it)."""
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    out = np.zeros(len(geoms), dtype=bool)
+    out[np.unique(index[~np.isfinite(coords).all(axis=1)])] = True
+    return out
 
 
 def _fix_geometries(
-    geoms: np.ndarray, alive: np.ndarray, rejects: _Rejects, source: str
+    geoms: np.ndarray,
+    alive: np.ndarray,
+    rejects: _Rejects,
+    source: str,
+    undecodable: Mapping[int, str],
 ) -> np.ndarray:
     """Force 2D, repair invalid polygons (keeping polygonal parts) and reject the rest."""
     out = geoms.copy()
+    for bad, reason in undecodable.items():
+        rejects.add(
+            int(bad),
+            f"geometry cannot be decoded ({reason}); redraw the field boundary as a closed "
+            "polygon ring of at least 4 points",
+        )
+    nonfinite = _nonfinite_rows(out)
+    for nan_row in np.flatnonzero(alive & nonfinite):
+        rejects.add(
+            int(nan_row),
+            "coordinates include NaN or infinite values; fix the broken vertices or redraw "
+            "the field boundary",
+        )
     missing = shapely.is_missing(out) | shapely.is_empty(out)
-    simple = ~missing & shapely.is_valid(out) & ~shapely.has_z(out)
+    usable = ~missing & ~nonfinite
+    simple = np.zeros(len(out), dtype=bool)
+    simple[usable] = shapely.is_valid(out[usable]) & ~shapely.has_z(out[usable])
     simple &= np.isin(shapely.get_type_id(out), (3, 6))  # Polygon, MultiPolygon
-    for row in np.flatnonzero(alive & ~simple):  # only the rows that need a look
+    for row in np.flatnonzero(rejects.alive(len(out)) & alive & ~simple):
         geom = out[row]
         if geom is None or geom.is_empty:
             rejects.add(int(row), "empty geometry; draw the field boundary or drop the row")
@@ -295,7 +365,10 @@ def _fix_geometries(
             geom = shapely.force_2d(geom)
         if not geom.is_valid:
             reason = shapely.is_valid_reason(geom)
-            repaired = _polygonal_part(shapely.make_valid(geom))
+            try:
+                repaired = _polygonal_part(shapely.make_valid(geom))
+            except shapely.errors.GEOSException as exc:  # make_valid gives up on some rings
+                reason, repaired = f"{reason}; make_valid failed: {exc}", None
             if repaired is None or repaired.is_empty:
                 rejects.add(
                     int(row),
@@ -324,7 +397,12 @@ def _fix_geometries(
 
 
 def validate_parcels(
-    gdf: gpd.GeoDataFrame, *, source: str = "<memory>", crs: str | None = None
+    gdf: gpd.GeoDataFrame,
+    *,
+    source: str = "<memory>",
+    crs: str | None = None,
+    imagery: Bounds | None = None,
+    undecodable: Mapping[int, str] | None = None,
 ) -> ParcelSet:
     """Validate parcels in memory, project them to UTM and split good parcels from rejects.
 
@@ -332,24 +410,31 @@ def validate_parcels(
     ``parcel_id``; repeated ``parcel_id`` (later rows rejected); missing ``farmer_id``;
     ``declared_crop`` not in :data:`geo.types.CROPS` (names are lower-cased, spaces and
     hyphens become underscores); ``declared_area_ha`` not a positive number; empty or
-    non-polygonal geometry; invalid geometry is repaired with ``shapely.make_valid`` (warning
-    logged) and rejected only if no polygon is left; coordinates in the wrong units; area
-    below 1 m2 or above :data:`MAX_PARCEL_HA` ha (measured in UTM). A missing ``region``
-    becomes ``"default"``.
+    non-polygonal geometry, or one with NaN / infinite coordinates; invalid geometry is
+    repaired with ``shapely.make_valid`` (warning logged) and rejected only if no polygon is
+    left; coordinates that do not fit the declared CRS (swapped lon/lat or easting/northing,
+    degrees declared as metres, metres declared as degrees: :mod:`geo.parcel_crs`); area below
+    1 m2 or above :data:`MAX_PARCEL_HA` ha (measured in UTM). A missing ``region`` becomes
+    ``"default"``. Parcels wholly outside ``imagery`` are kept and listed (with a warning) in
+    ``ParcelSet.outside_imagery``.
 
     Args:
         gdf: parcels with :data:`REQUIRED_COLUMNS`, a geometry column and a CRS.
         source: name used in messages (the file path).
         crs: target projected CRS; default: keep a UTM CRS, else the UTM zone of the centre.
+        imagery: the imagery's footprint (a ``Bounds`` in any CRS), when known: the reference
+            that recognises swapped lon/lat, and the area parcels are checked against.
+        undecodable: rows whose geometry the reader could not decode, with why (rejected).
 
     Returns:
-        :class:`ParcelSet` with ``parcels`` (:data:`PARCEL_COLUMNS`, in UTM) and ``rejects``.
+        :class:`ParcelSet` with ``parcels`` (:data:`PARCEL_COLUMNS`, in UTM), ``rejects`` and
+        ``outside_imagery``.
 
     Raises:
         ParcelError: required columns are missing, or ``crs`` is not a projected CRS.
-        ParcelGeometryError: there is no CRS, or every parcel's coordinates are in the wrong
-            units for the CRS (swapped lon/lat, metres declared as degrees or the reverse), or
-            the parcels fall outside the target UTM zone.
+        ParcelGeometryError: there is no CRS; or every parcel's coordinates are wrong for the
+            CRS (swapped lon/lat, metres declared as degrees or the reverse); or the parcels
+            fall outside the target UTM zone; or none lies on the ``imagery``.
     """
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf._geometry_column_name not in gdf.columns:
         raise ParcelError(
@@ -373,7 +458,8 @@ def validate_parcels(
     frame = gdf.reset_index(drop=True)
     n = len(frame)
     ids = [_as_id(v) for v in frame["parcel_id"]]
-    rejects = _Rejects(source, ids)
+    farmers = [_as_id(v) for v in frame["farmer_id"]]
+    rejects = _Rejects(source, ids, farmers)
 
     seen: dict[str, int] = {}
     for row, pid in enumerate(ids):
@@ -387,7 +473,6 @@ def validate_parcels(
             )
         else:
             seen[pid] = row
-    farmers = [_as_id(v) for v in frame["farmer_id"]]
     for row, fid in enumerate(farmers):
         if fid is None:
             rejects.add(row, "missing farmer_id; fill in the farmer who pledged the parcel")
@@ -413,9 +498,13 @@ def validate_parcels(
         regions = [DEFAULT_REGION] * n
 
     geoms = _fix_geometries(
-        np.asarray(frame.geometry.values, dtype=object), rejects.alive(n), rejects, source
+        np.asarray(frame.geometry.values, dtype=object),
+        rejects.alive(n),
+        rejects,
+        source,
+        undecodable or {},
     )
-    _check_units(geoms, rejects.alive(n), frame.crs, source, rejects)
+    _check_crs(geoms, rejects.alive(n), frame.crs, source, rejects, imagery, target)
 
     alive = rejects.alive(n)
     work = gpd.GeoDataFrame(
@@ -451,6 +540,7 @@ def validate_parcels(
     parcels = projected[keep][list(PARCEL_COLUMNS)].reset_index(drop=True)
     parcels["declared_area_ha"] = parcels["declared_area_ha"].astype(np.float64)
     parcels["area_ha"] = parcels["area_ha"].astype(np.float64)
+    outside = _outside_imagery(parcels, imagery, source) if imagery is not None else []
     reject_frame = rejects.frame()
     if len(reject_frame):
         log.warning(
@@ -461,7 +551,44 @@ def validate_parcels(
             reject_frame["error"].iloc[0],
         )
     log.info("%s: %d parcels valid in %s", source, len(parcels), parcels.crs.to_string())
-    return ParcelSet(parcels=parcels, rejects=reject_frame, source=source)
+    return ParcelSet(parcels=parcels, rejects=reject_frame, source=source, outside_imagery=outside)
+
+
+def _outside_imagery(parcels: gpd.GeoDataFrame, imagery: Bounds, source: str) -> list[str]:
+    """Ids of parcels wholly outside the ``imagery`` footprint (warned about, kept).
+
+    Raises:
+        ParcelGeometryError: not one parcel touches the imagery.
+    """
+    if len(parcels) == 0:
+        return []
+    region = imagery_region(imagery, parcels.crs)
+    if region is None:
+        log.warning("%s: cannot compare the parcels with the imagery footprint %s", source, imagery)
+        return []
+    geoms = np.asarray(parcels.geometry.values, dtype=object)
+    off = ~shapely.intersects(geoms, shapely.box(*region.box))
+    if not off.any():
+        return []
+    left, bottom, right, top = parcels.total_bounds
+    if off.all():
+        raise ParcelGeometryError(
+            f"{source}: none of the {len(parcels)} parcels lies on {region.label}: the parcels "
+            f"span x {left:.0f}..{right:.0f}, y {bottom:.0f}..{top:.0f} in "
+            f"{parcels.crs.to_string()}; check the file's CRS and coordinates, or point the "
+            "run at imagery of this region"
+        )
+    ids = [str(p) for p in parcels["parcel_id"][off]]
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    log.warning(
+        "%s: %d parcel(s) lie wholly outside %s: %s; they get no pixel, so their farmers are "
+        "held for review: check their coordinates, or add imagery that covers them",
+        source,
+        len(ids),
+        region.label,
+        shown,
+    )
+    return ids
 
 
 def _utm_for(good: gpd.GeoDataFrame, source: str) -> CRS | None:

@@ -114,17 +114,21 @@ def missing_crs(ctx: Context) -> str:
 @case(
     "parcels",
     "lon/lat swapped",
-    "all swapped: refused (hint: swapped lon/lat) against the "
-    "imagery CRS; one swapped: that parcel rejected",
+    "all swapped: refused (hint: lat/lon swapped, how to swap the axes) against the "
+    "imagery CRS; one swapped: that parcel rejected, named as swapped",
 )
 def swapped(ctx: Context) -> str:
     path = ctx.fixture("parcels", "swapped_lonlat.geojson")
     expect_error(
-        ParcelGeometryError, lambda: read_parcels(path, crs=UTM), str(path), "swapped lon/lat"
+        ParcelGeometryError,
+        lambda: read_parcels(path, crs=UTM),
+        str(path),
+        "lat/lon swapped",
+        "swap the axes",
     )
     ps = _read(ctx, "one_swapped.geojson")
     _kept(ps, "OK-1", "OK-2")
-    msg = _reject(ps, "SWAP-3", "outside")
+    msg = _reject(ps, "SWAP-3", "lat/lon swapped", "swap the axes")
     return f"file refused; in a mixed file: {msg}"
 
 

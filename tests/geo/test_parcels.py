@@ -54,6 +54,7 @@ def test_utm_input_keeps_its_crs_and_measures_area() -> None:
     assert p["region"].tolist() == ["default"] * 3
     assert p["parcel_id"].tolist() == ["P-0", "P-1", "P-2"]
     assert list(result.rejects.columns) == list(REJECT_COLUMNS) and result.rejects.empty
+    assert REJECT_COLUMNS == ("parcel_id", "farmer_id", "row", "file", "error")
 
 
 def test_lonlat_is_projected_to_its_utm_zone() -> None:
@@ -135,6 +136,7 @@ def test_each_bad_parcel_is_rejected_with_a_reason() -> None:
         assert f"row {row} of pledges.gpkg" in errors[row]
     assert all(c in errors[7] for c in CROPS), "the valid crop names are listed"
     assert rej.loc[9, "parcel_id"] == "P-0" and rej.loc[11, "parcel_id"] == "<row 11>"
+    assert rej.loc[7, "farmer_id"] == "F" and pd.isna(rej.loc[8, "farmer_id"])
 
 
 def test_ids_read_as_numbers_become_clean_strings() -> None:
@@ -157,20 +159,22 @@ def test_wrong_units_are_diagnosed() -> None:
     swapped = lonlat.set_geometry(
         lonlat.geometry.map(lambda g: Polygon([(y, x) for x, y in g.exterior.coords]))
     )
-    # lon 3 / lat 46.6 swapped stays inside +-90: only a zone check can see it.
-    with pytest.raises(ParcelGeometryError, match="outside EPSG:32631"):
-        validate_parcels(swapped, crs=UTM)
+    # lon 3 / lat 46.6 swapped stays inside +-90: the target zone (0-6 E) is the tell.
+    with pytest.raises(ParcelGeometryError, match="lat/lon swapped: x in .46.59") as err:
+        validate_parcels(swapped, crs=UTM, source="pledges.gpkg")
+    assert "pledges.gpkg: every parcel" in str(err.value)
+    assert "inside the target UTM zone EPSG:32631" in str(err.value)
     far_east = lonlat.set_geometry(lonlat.translate(xoff=100.0).geometry)  # lon 103 E
     far_swapped = far_east.set_geometry(
         far_east.geometry.map(lambda g: Polygon([(y, x) for x, y in g.exterior.coords]))
     )
-    with pytest.raises(ParcelGeometryError, match="swapped lon/lat"):
+    with pytest.raises(ParcelGeometryError, match="lat/lon swapped.*beyond \\+-90"):
         validate_parcels(far_swapped)
     metres_as_degrees = parcels_frame(3).set_crs("EPSG:4326", allow_override=True)
-    with pytest.raises(ParcelGeometryError, match="look like metres"):
+    with pytest.raises(ParcelGeometryError, match="metres declared as degrees"):
         validate_parcels(metres_as_degrees)
     degrees_as_metres = lonlat.set_crs(UTM, allow_override=True)
-    with pytest.raises(ParcelGeometryError, match="look like degrees"):
+    with pytest.raises(ParcelGeometryError, match="degrees declared as metres.*EPSG:4326"):
         validate_parcels(degrees_as_metres)
 
 
@@ -180,7 +184,7 @@ def test_one_swapped_parcel_is_a_reject_not_a_failure() -> None:
     geoms[1] = Polygon([(y, x + 100) for x, y in geoms[1].exterior.coords])  # latitude > 90
     result = validate_parcels(lonlat.set_geometry(gpd.GeoSeries(geoms, crs="EPSG:4326")))
     assert result.parcels["parcel_id"].tolist() == ["P-0", "P-2"]
-    assert "swapped lon/lat" in result.rejects["error"].iloc[0]
+    assert "lat/lon swapped" in result.rejects["error"].iloc[0]
 
 
 def test_a_stray_parcel_does_not_move_the_others_to_another_zone() -> None:
