@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows import tasks
+from flows import progress, tasks
 from flows.settings import SeasonParams
 from flows.versions import public_params, run_manifest
 from geo.calendar import stage_dates
@@ -40,8 +40,11 @@ class StageOutcome:
 
 
 def _board(params: SeasonParams) -> tasks.Onboarded:
+    if params.imagery.source == "sentinelhub" and params.sentinelhub_concurrency:
+        tasks.set_concurrency_limit(tasks.SENTINELHUB_TAG, params.sentinelhub_concurrency)
     # the source first: the generated one writes its archive (parcels included) on first use
-    tasks.prepare_source(params.imagery)
+    with tasks.imagery_tags(params.imagery):
+        tasks.prepare_source(params.imagery)
     return tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
 
 
@@ -89,14 +92,15 @@ def _stage_dates(
 def _composites(
     params: SeasonParams, board: tasks.Onboarded, as_of_by_region: dict[str, dt.date]
 ) -> dict[dt.date, Composite]:
-    source = tasks.prepare_source(params.imagery)
     bounds = tasks.parcels_bounds(board.parcels)
     cache = params.imagery.cache_dir or params.out / "cache"
     season = Season(params.season)
-    return {
-        as_of: tasks.acquire_composite(source, bounds, season, as_of, cache)
-        for as_of in sorted(set(as_of_by_region.values()))
-    }
+    with tasks.imagery_tags(params.imagery):  # Sentinel Hub calls: throttled by tag
+        source = tasks.prepare_source(params.imagery)
+        return {
+            as_of: tasks.acquire_composite(source, bounds, season, as_of, cache)
+            for as_of in sorted(set(as_of_by_region.values()))
+        }
 
 
 def _assess(
@@ -106,7 +110,10 @@ def _assess(
     as_of_by_region: dict[str, dt.date],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     tables, curves = [], []
-    for region, as_of in as_of_by_region.items():
+    regions = progress.track(
+        as_of_by_region.items(), "assessing parcels by region", len(as_of_by_region)
+    )
+    for region, as_of in regions:
         parcels = board.parcels[board.parcels["region"] == region]
         if parcels.empty:
             continue
@@ -134,7 +141,10 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
     failed: list[dict[str, str]] = tasks.unassessed_farmers(board, assessment)
     written = 0
     batches = tasks.farmer_batches(assessment, params.batch_size)
-    with tasks.task_runner(params) as runner:
+    with (
+        tasks.task_runner(params) as runner,
+        progress.step(f"{stage.value}: scoring farmer batches", len(batches)) as advance,
+    ):
         futures = [
             runner.submit(
                 tasks.score,
@@ -157,6 +167,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
                 decisions, features, bad = _one_by_one(part, board, params, stage, previous, drawn)
                 failed += bad
                 if decisions.empty:
+                    advance(1)
                     continue
             # one transaction per batch: a crash loses at most the batch in flight, and a
             # re-run with the same run id skips the farmers already decided
@@ -174,6 +185,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
                 draws = simulate_draws(decisions, features, stage, previous=drawn)
                 ledger.record_draws(season, stage, draws)
             done.append(decisions)
+            advance(1)
             if params.throttle_s:
                 time.sleep(params.throttle_s)
     decisions = pd.concat(done, ignore_index=True) if done else tasks.empty_decisions()
@@ -278,7 +290,7 @@ def season(params: SeasonParams) -> list[StageOutcome]:
     )
     board = onboard(params)
     outcomes: list[StageOutcome] = []
-    for stage in params.stages:
+    for stage in progress.track(params.stages, f"season {params.season}", len(params.stages)):
         if stage == GrowthStage.PRE_SOWING:
             outcomes.append(set_limits(params, run_id))
         else:

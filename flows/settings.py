@@ -53,6 +53,9 @@ class SeasonParams(_Params):
     dask_workers: int = Field(2, ge=1)
     batch_size: int = Field(200, ge=1)  # farmers scored and committed together
     throttle_s: float = Field(0.0, ge=0)  # pause after each batch commit (shared databases)
+    # Sentinel Hub source: set the Prefect server's limit on concurrent task runs tagged
+    # ``sentinelhub`` to this at the start of each flow (default: leave the server's as is)
+    sentinelhub_concurrency: int | None = Field(None, ge=1)
 
     @field_validator("stages")
     @classmethod

@@ -2,7 +2,11 @@
 
 Only network-bound work retries; big in-memory inputs (composites, probability maps) are not
 hashed for Prefect's cache (``NO_CACHE``): acquisition caches its composites on disk itself,
-keyed by the scenes it read.
+keyed by the scenes it read. Task runs that call Sentinel Hub carry the tag ``sentinelhub``
+(:func:`imagery_tags`), so a tag concurrency limit on the Prefect server
+(:func:`set_concurrency_limit`) caps how many of them run at once across every flow run.
+Importing this module routes the package loggers into Prefect's run logs
+(:func:`route_package_logs`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import functools
 import hashlib
 import json
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +24,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows import progress
 from flows.settings import SeasonParams, SourceParams
 from geo.composite import Composite, composite_dekads
 from geo.parcels import find_overlaps, read_parcels
@@ -32,6 +38,78 @@ from geo.sources.factory import open_source
 from geo.types import GrowthStage, Season
 
 log = logging.getLogger(__name__)
+
+#: Tag of the task runs that call Sentinel Hub: a tag concurrency limit throttles them.
+SENTINELHUB_TAG = "sentinelhub"
+#: The package loggers whose records reach Prefect's run logs.
+PACKAGE_LOGGERS: tuple[str, ...] = ("geo", "vision", "scoring", "flows")
+
+
+def route_package_logs() -> None:
+    """Send the package loggers' records to Prefect's run logs (and the API).
+
+    ``flows/__init__`` sets ``PREFECT_LOGGING_EXTRA_LOGGERS``, which Prefect reads when it
+    sets up logging on import. A process that imported Prefect first (a Prefect worker
+    running a deployment, a Dask worker) missed it: this attaches the handlers of Prefect's
+    ``prefect.extra`` logger to the package loggers, once, and lowers a package logger's
+    level to ``prefect.extra``'s when the root's is stricter (never raises it).
+    """
+    extra = logging.getLogger("prefect.extra")
+    for name in PACKAGE_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in extra.handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        if extra.level and logger.getEffectiveLevel() > extra.level:
+            logger.setLevel(extra.level)
+
+
+route_package_logs()
+
+
+def imagery_tags(source: SourceParams) -> AbstractContextManager[object]:
+    """Tags for the task runs started inside: ``sentinelhub`` when ``source`` is Sentinel Hub.
+
+    Wrap every task call that reaches the imagery source in it, so that the Prefect server's
+    tag concurrency limit (:func:`set_concurrency_limit`) applies to those task runs.
+    """
+    return tags(SENTINELHUB_TAG) if source.source == "sentinelhub" else nullcontext()
+
+
+def set_concurrency_limit(tag: str, limit: int) -> None:
+    """Create or update the Prefect server's limit of ``limit`` concurrent task runs tagged
+    ``tag`` (the server of ``PREFECT_API_URL``, else the local ephemeral one).
+
+    Prefect 3.8 keeps it as the global concurrency limit ``tag:<tag>``; before a tagged task
+    run starts, the task engine takes one of its slots (waiting while none is free) under a
+    60 s lease renewed while the task runs, so a killed process frees its slot within a
+    minute. The same as ``prefect concurrency-limit create <tag> <limit>``.
+
+    Raises:
+        ValueError: ``limit`` is below 1.
+    """
+    if limit < 1:
+        raise ValueError(f"concurrency limit {limit} for tag {tag!r}: expected 1 or more")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
+    _forget_missing_limits()
+    log.info("at most %d task runs tagged %r run at once", limit, tag)
+
+
+def _forget_missing_limits() -> None:
+    """Drop Prefect's in-process memory of tags without a limit (kept 5 s), so a limit set here
+    throttles the very next task runs of this process, not only those 5 s later."""
+    try:
+        from prefect.concurrency import services
+    except ImportError:  # pragma: no cover - a Prefect without the cache
+        return
+    cache = getattr(services, "_no_limits_cache", None)
+    lock = getattr(services, "_cache_lock", None)
+    if cache is not None and lock is not None:
+        with lock:
+            cache.clear()
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
@@ -115,7 +193,10 @@ def acquire_composite(
         logger.info("composite for %s from cache (%d scenes)", as_of, len(refs))
         return Composite.from_npz(path)
     logger.info("compositing %d scenes up to %s", len(refs), as_of)
-    composite = composite_dekads((source.read(r, bounds) for r in refs), season, as_of)
+    scenes = progress.track(
+        (source.read(r, bounds) for r in refs), f"reading scenes up to {as_of}", len(refs)
+    )
+    composite = composite_dekads(scenes, season, as_of)
     cache_dir.mkdir(parents=True, exist_ok=True)
     composite.to_npz(path)
     return composite
