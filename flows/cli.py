@@ -6,16 +6,28 @@ import datetime as dt
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 import flows  # noqa: F401  (offline Prefect defaults)
+from flows import progress
 from flows.settings import SeasonParams, SourceParams
 from geo.errors import CropCreditError
 from geo.types import GrowthStage
@@ -38,6 +50,48 @@ def _setup_logging(verbose: bool) -> None:
     )
     for noisy in ("prefect", "httpx", "rasterio", "urllib3", "distributed", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RichBars:
+    """A :class:`flows.progress.Watcher` drawing one rich bar per running step; a finished
+    step's bar is removed, so only what is still running stays on screen."""
+
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+
+    def start(self, description: str, total: int) -> object:
+        return self.bars.add_task(description, total=total)
+
+    def advance(self, handle: object, n: int) -> None:
+        self.bars.advance(cast(TaskID, handle), n)
+
+    def stop(self, handle: object) -> None:
+        self.bars.remove_task(cast(TaskID, handle))
+
+
+@contextmanager
+def progress_bars(out: Console | None = None) -> Iterator[bool]:
+    """Progress bars for the flows' long loops on ``out`` (default: the CLI's console).
+
+    Only on a terminal: piped or redirected output (CI, cron, a Prefect worker) gets the log
+    lines and no bars. Log lines printed through the same console go above the bars. Yields
+    whether bars are shown.
+    """
+    out = out or console
+    if not out.is_terminal:
+        yield False
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+    )
+    with bars, progress.watching(RichBars(bars)):
+        yield True
 
 
 def _fail(message: str) -> typer.Exit:
@@ -101,6 +155,14 @@ def season(
         str | None, typer.Option(help="Dask scheduler (default: a LocalCluster).")
     ] = None,
     dask_workers: Annotated[int, typer.Option(help="LocalCluster workers.")] = 2,
+    sentinelhub_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Set the Prefect server's limit on concurrent Sentinel Hub task runs "
+            "(default: leave it as it is).",
+            min=1,
+        ),
+    ] = None,
     segmenter: Annotated[
         Path | None, typer.Option(help="U-Net weights (default: data/models/segmenter.pt).")
     ] = None,
@@ -130,6 +192,7 @@ def season(
         "task_runner": task_runner,
         "dask_address": dask_address,
         "dask_workers": dask_workers,
+        "sentinelhub_concurrency": sentinelhub_concurrency,
         "segmenter": segmenter,
         "pd_model": pd_model,
         "economics": economics,
@@ -145,7 +208,8 @@ def _run_season(params: SeasonParams) -> None:
 
     started = time.perf_counter()
     try:
-        outcomes = season_flow(params)
+        with progress_bars():
+            outcomes = season_flow(params)
     except CropCreditError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"season {params.season}: limits by stage")
@@ -222,7 +286,8 @@ def acquire(
         out=out,
     )
     try:
-        summary = acquire_flow(params, day)
+        with progress_bars():
+            summary = acquire_flow(params, day)
     except CropCreditError as exc:
         raise _fail(str(exc)) from None
     console.print(summary)
@@ -319,13 +384,16 @@ def serve_flows(
     season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
     ledger_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the ledger.")] = None,
     timezone: Annotated[str, typer.Option(help="Lender's IANA time zone.")] = "Europe/Paris",
+    sentinelhub_concurrency: Annotated[
+        int, typer.Option(help="Sentinel Hub task runs allowed at once, across runs.", min=1)
+    ] = 2,
     out: Out = Path("out/season"),
 ) -> None:
     """Serve the season's deployments on their schedules (needs PREFECT_API_URL set to a
-    server started with `prefect server start`)."""
+    server started with `prefect server start`); sets the Sentinel Hub concurrency limit."""
     from prefect import serve
 
-    from flows.deploy import build_deployments
+    from flows.deploy import apply_concurrency_limits, build_deployments
 
     params = _season_params(
         season=season_year,
@@ -334,7 +402,23 @@ def serve_flows(
         out=out,
         simulate_draws=False,
     )
+    apply_concurrency_limits(sentinelhub=sentinelhub_concurrency)
     serve(*build_deployments(params, timezone=timezone))
+
+
+@app.command("sentinelhub-limit")
+def sentinelhub_limit(
+    limit: Annotated[
+        int, typer.Argument(help="Task runs calling Sentinel Hub allowed at once.", min=1)
+    ] = 2,
+) -> None:
+    """Create or update the Prefect server's concurrency limit on task runs tagged
+    `sentinelhub` (the server of PREFECT_API_URL): it throttles Sentinel Hub calls across
+    every flow run, scheduled or not."""
+    from flows.deploy import apply_concurrency_limits
+
+    apply_concurrency_limits(sentinelhub=limit)
+    console.print(f"at most {limit} Sentinel Hub task runs at once (tag 'sentinelhub')")
 
 
 @app.command("deployments-yaml")
@@ -367,6 +451,55 @@ def backtest(out: Out = Path("out/demo"), verbose: Verbose = False) -> None:
         console.print(run_backtest_cli(out))
     except CropCreditError as exc:
         raise _fail(str(exc)) from None
+
+
+@app.command("classify-samples")
+def classify_samples(
+    samples: Annotated[
+        Path, typer.Option(help="Parcel series, WorldCereal long format (Parquet or CSV).")
+    ],
+    out: Annotated[Path, typer.Option(help="Output table: *.csv or *.parquet.")],
+    segmenter: Annotated[
+        Path | None, typer.Option(help="U-Net weights (default: data/models/segmenter.pt).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Classify with what was known on this date (YYYY-MM-DD).")
+    ] = None,
+    season_year: Annotated[
+        int | None, typer.Option("--season", help="Season year (default: from the dates).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Crop type of each parcel time series in a WorldCereal-layout file (one row per sample:
+    sample_id, crop, confidence, p_<class>)."""
+    from geo.samples import SampleError, read_samples
+    from geo.types import Season
+    from vision.classify import classify_samples as classify
+    from vision.classify import write_table
+    from vision.model import load_segmenter
+
+    _setup_logging(verbose)
+    day = None
+    if as_of is not None:
+        try:
+            day = dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise _fail(f"--as-of {as_of!r} is not a date YYYY-MM-DD") from None
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise _fail(f"--out {out}: name the output *.csv or *.parquet")
+    layout = (
+        "expected long format with columns sample_id, timestamp and S2-L2A-B02 ... "
+        "S2-L2A-B12 (uint16 reflectance x 10000), as Parquet or CSV"
+    )
+    try:
+        series = read_samples(samples, Season(season_year) if season_year else None)
+        table = classify(load_segmenter(segmenter), series, as_of=day)
+        path = write_table(table, out)
+    except SampleError as exc:
+        raise _fail(f"{exc}\n({layout})") from None
+    except (CropCreditError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{len(table)} samples classified -> {path}")
 
 
 @app.command()
