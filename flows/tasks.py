@@ -138,15 +138,20 @@ def prepare_source(params: SourceParams) -> TileSource:
 
 @task(name="read-parcels", cache_policy=NO_CACHE)
 def load_parcels(
-    parcels_path: Path, farmers_path: Path, regions: tuple[str, ...] = ()
+    parcels_path: Path,
+    farmers_path: Path,
+    regions: tuple[str, ...] = (),
+    imagery: Bounds | None = None,
 ) -> Onboarded:
     """Read and validate parcels, list overlapping pledges, read the farmers table.
 
     Overlaps are found over every parcel before ``regions`` narrows the batch, so a pledge
-    that overlaps a parcel in another region is still caught.
+    that overlaps a parcel in another region is still caught. ``imagery``, the source's
+    footprint when it knows it, recognises a file with swapped lon/lat, and parcels wholly
+    outside it are rejected (named, with the fix) while the others go on.
     """
     logger = _logger()
-    parcel_set = read_parcels(parcels_path)
+    parcel_set = read_parcels(parcels_path, imagery=imagery, outside="reject")
     overlaps = find_overlaps(parcel_set.parcels)
     farmers = pd.read_csv(farmers_path, dtype={"farmer_id": str})
     parcels = parcel_set.parcels
@@ -260,6 +265,21 @@ def empty_decisions() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in DECISION_COLUMNS})
 
 
+def _api_url() -> str:
+    """The Prefect API this process talks to: ``PREFECT_API_URL``, else the ephemeral server
+    it started (started now if need be)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if url:
+        return str(url)
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
 def task_runner(params: SeasonParams) -> TaskRunner[Any]:
     """The runner for per-batch tasks: threads on one machine, or a Dask cluster (an existing
     scheduler at ``dask_address``, else a LocalCluster of ``dask_workers`` processes)."""
@@ -269,7 +289,13 @@ def task_runner(params: SeasonParams) -> TaskRunner[Any]:
         if params.dask_address:
             return DaskTaskRunner(address=params.dask_address)
         return DaskTaskRunner(
-            cluster_kwargs={"n_workers": params.dask_workers, "threads_per_worker": 1}
+            cluster_kwargs={
+                "n_workers": params.dask_workers,
+                "threads_per_worker": 1,
+                # the workers report to this process's Prefect API: without it each would
+                # start an ephemeral server of its own
+                "env": {"PREFECT_API_URL": _api_url()},
+            }
         )
     return ThreadPoolTaskRunner(max_workers=2)
 
