@@ -114,11 +114,14 @@ class ImagerySet:
 
     crs: str = CRS_CODE
     transform: Affine = Affine(RES, 0.0, LEFT, 0.0, -RES, TOP)
+    width: int = SIZE
+    height: int = SIZE
 
     @property
     def bounds(self) -> Bounds:
-        """The full 64 x 64 px extent."""
-        return Bounds(LEFT, TOP - SIZE * RES, LEFT + SIZE * RES, TOP, CRS_CODE)
+        """The full extent of the grid (64 x 64 px for :func:`build_imagery`)."""
+        t = self.transform
+        return Bounds(t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f, self.crs)
 
     @property
     def lonlat_bounds(self) -> tuple[float, float, float, float]:
