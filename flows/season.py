@@ -44,8 +44,12 @@ def _board(params: SeasonParams) -> tasks.Onboarded:
         tasks.set_concurrency_limit(tasks.SENTINELHUB_TAG, params.sentinelhub_concurrency)
     # the source first: the generated one writes its archive (parcels included) on first use
     with tasks.imagery_tags(params.imagery):
-        tasks.prepare_source(params.imagery)
-    return tasks.load_parcels(params.parcels_path(), params.farmers_path(), params.regions)
+        source = tasks.prepare_source(params.imagery)
+    footprint = getattr(source, "footprint", None)  # a local archive knows its scenes' bounds
+    imagery = footprint() if callable(footprint) else None
+    return tasks.load_parcels(
+        params.parcels_path(), params.farmers_path(), params.regions, imagery=imagery
+    )
 
 
 @flow(name="onboard")
@@ -60,13 +64,28 @@ def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, obj
     (default: today, clipped to the season).
 
     Scheduled every few days, this keeps the composite cache warm for the next re-limit.
+    Returns a summary; for Sentinel Hub it holds the processing units this run spent
+    (0 when everything came from the cache).
     """
     season_ = Season(params.season)
     as_of = min(max(as_of or dt.date.today(), season_.start), season_.end)
     board = _board(params)
-    composite = _composites(params, board, {"*": as_of})[as_of]
+    bounds = tasks.parcels_bounds(board.parcels)
+    cache = params.imagery.cache_dir or params.out / "cache"
+    with tasks.imagery_tags(params.imagery):  # as _composites, keeping the source for its units
+        source = tasks.prepare_source(params.imagery)
+        composite = tasks.acquire_composite(source, bounds, season_, as_of, cache)
     observed = float(composite.observed.any(axis=(1, 2)).sum())
-    return {"as_of": as_of, "shape": composite.shape, "dekads_observed": observed}
+    summary: dict[str, object] = {
+        "as_of": as_of,
+        "shape": composite.shape,
+        "dekads_observed": observed,
+    }
+    units = getattr(source, "processing_units", None)
+    if isinstance(units, float):
+        summary["processing_units"] = round(units, 4)
+        get_run_logger().info("Sentinel Hub: %.4f processing units spent", units)
+    return summary
 
 
 @flow(name="assess")

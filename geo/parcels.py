@@ -15,7 +15,8 @@ all on the imagery.
 When the caller knows the imagery's footprint (``imagery=``, a
 :class:`~geo.sources.base.Bounds`), it is the reference that recognises swapped lon/lat, and
 parcels lying wholly outside it are listed in ``ParcelSet.outside_imagery`` (kept: they get no
-pixel, so their farmers are held for review) with a warning naming them.
+pixel, so their farmers are held for review) with a warning naming them; with
+``outside="reject"`` (what onboarding uses) each becomes a reject naming the parcel and the fix.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -53,6 +54,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: What to do with parcels wholly outside the imagery footprint: keep them (listed in
+#: ``ParcelSet.outside_imagery``; they get no pixel, so their farmers are held for review) or
+#: reject them (one reject each, naming the parcel and the fix).
+OutsideImagery = Literal["keep", "reject"]
 
 #: Columns every parcel file must have (``region`` is optional, default ``"default"``).
 REQUIRED_COLUMNS: tuple[str, ...] = ("parcel_id", "farmer_id", "declared_crop", "declared_area_ha")
@@ -90,8 +96,9 @@ class ParcelSet:
             id is missing), ``farmer_id`` (None when missing), ``row`` (0-based position in
             the source), ``file``, ``error``.
         source: the file (or ``"<memory>"``) the parcels came from.
-        outside_imagery: ids of kept parcels lying wholly outside the imagery footprint the
-            caller passed (empty when none was passed).
+        outside_imagery: ids of parcels lying wholly outside the imagery footprint the
+            caller passed (empty when none was passed); kept, or also in ``rejects`` when
+            validated with ``outside="reject"``.
     """
 
     parcels: gpd.GeoDataFrame
@@ -109,7 +116,11 @@ class ParcelSet:
 
 
 def read_parcels(
-    path: str | Path, *, crs: str | None = None, imagery: Bounds | None = None
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    imagery: Bounds | None = None,
+    outside: OutsideImagery = "keep",
 ) -> ParcelSet:
     """Read and validate pledged parcels from GeoParquet, GeoPackage, GeoJSON or FlatGeobuf.
 
@@ -124,6 +135,7 @@ def read_parcels(
             own UTM CRS, or the UTM zone of the parcels' centre.
         imagery: the imagery's footprint (any CRS), when known: it recognises swapped lon/lat
             and lists parcels outside it (see :func:`validate_parcels`).
+        outside: ``"keep"`` parcels wholly outside ``imagery`` (listed) or ``"reject"`` them.
 
     Returns:
         A :class:`ParcelSet` (see :func:`validate_parcels`).
@@ -168,7 +180,12 @@ def read_parcels(
         ) from exc
     log.info("read %d parcels from %s", len(gdf), path)
     return validate_parcels(
-        gdf, source=str(path), crs=crs, imagery=imagery, undecodable=undecodable
+        gdf,
+        source=str(path),
+        crs=crs,
+        imagery=imagery,
+        outside=outside,
+        undecodable=undecodable,
     )
 
 
@@ -309,13 +326,23 @@ def _check_crs(
     target: CRS | None,
 ) -> None:
     """Reject parcels whose coordinates do not fit the declared CRS (swapped axes, wrong
-    units: :func:`geo.parcel_crs.diagnose`); raise when every parcel is affected."""
+    units: :func:`geo.parcel_crs.diagnose`); raise when every parcel is affected, or when the
+    others all lie off the ``imagery`` too (a swapped file whose strays fit nothing)."""
     findings = diagnose(geoms, alive, crs, imagery=imagery, target=target)
     if not findings:
         return
+    rest = alive.copy()
+    rest[[f.row for f in findings]] = False
     if len(findings) == int(alive.sum()):
         raise ParcelGeometryError(
             f"{source}: every parcel is affected: {summary(findings, geoms, crs)}"
+        )
+    region = imagery_region(imagery, crs) if imagery is not None else None
+    if region is not None and not shapely.intersects(geoms[rest], shapely.box(*region.box)).any():
+        raise ParcelGeometryError(
+            f"{source}: no parcel lies on {region.label} as the file declares it; "
+            f"{len(findings)} of {int(alive.sum())} parcels show why: "
+            f"{summary(findings, geoms, crs)}"
         )
     for f in findings:
         rejects.add(f.row, f.message)
@@ -402,6 +429,7 @@ def validate_parcels(
     source: str = "<memory>",
     crs: str | None = None,
     imagery: Bounds | None = None,
+    outside: OutsideImagery = "keep",
     undecodable: Mapping[int, str] | None = None,
 ) -> ParcelSet:
     """Validate parcels in memory, project them to UTM and split good parcels from rejects.
@@ -415,8 +443,8 @@ def validate_parcels(
     left; coordinates that do not fit the declared CRS (swapped lon/lat or easting/northing,
     degrees declared as metres, metres declared as degrees: :mod:`geo.parcel_crs`); area below
     1 m2 or above :data:`MAX_PARCEL_HA` ha (measured in UTM). A missing ``region`` becomes
-    ``"default"``. Parcels wholly outside ``imagery`` are kept and listed (with a warning) in
-    ``ParcelSet.outside_imagery``.
+    ``"default"``. Parcels wholly outside ``imagery`` are listed in ``ParcelSet.outside_imagery``
+    and, by ``outside``, kept (with a warning) or rejected ("lies wholly outside the imagery").
 
     Args:
         gdf: parcels with :data:`REQUIRED_COLUMNS`, a geometry column and a CRS.
@@ -424,6 +452,8 @@ def validate_parcels(
         crs: target projected CRS; default: keep a UTM CRS, else the UTM zone of the centre.
         imagery: the imagery's footprint (a ``Bounds`` in any CRS), when known: the reference
             that recognises swapped lon/lat, and the area parcels are checked against.
+        outside: ``"keep"`` parcels wholly outside ``imagery`` (they get no pixel: their
+            farmers are held for review) or ``"reject"`` them.
         undecodable: rows whose geometry the reader could not decode, with why (rejected).
 
     Returns:
@@ -537,10 +567,21 @@ def validate_parcels(
             )
     projected = projected.assign(area_ha=area_m2 / 1e4)
     keep = rejects.alive(n)[projected.index.to_numpy()]
+    off: list[str] = []
+    if imagery is not None:
+        off_rows, where = _outside_imagery(projected[keep], imagery, source, outside)
+        off = [str(rejects.label(r)) for r in off_rows]
+        if outside == "reject":
+            for r in off_rows:
+                rejects.add(
+                    r,
+                    f"lies wholly outside {where}, so it would get no pixel; check its "
+                    "coordinates (CRS, axis order), or add imagery that covers it",
+                )
+            keep = rejects.alive(n)[projected.index.to_numpy()]
     parcels = projected[keep][list(PARCEL_COLUMNS)].reset_index(drop=True)
     parcels["declared_area_ha"] = parcels["declared_area_ha"].astype(np.float64)
     parcels["area_ha"] = parcels["area_ha"].astype(np.float64)
-    outside = _outside_imagery(parcels, imagery, source) if imagery is not None else []
     reject_frame = rejects.frame()
     if len(reject_frame):
         log.warning(
@@ -551,25 +592,29 @@ def validate_parcels(
             reject_frame["error"].iloc[0],
         )
     log.info("%s: %d parcels valid in %s", source, len(parcels), parcels.crs.to_string())
-    return ParcelSet(parcels=parcels, rejects=reject_frame, source=source, outside_imagery=outside)
+    return ParcelSet(parcels=parcels, rejects=reject_frame, source=source, outside_imagery=off)
 
 
-def _outside_imagery(parcels: gpd.GeoDataFrame, imagery: Bounds, source: str) -> list[str]:
-    """Ids of parcels wholly outside the ``imagery`` footprint (warned about, kept).
+def _outside_imagery(
+    parcels: gpd.GeoDataFrame, imagery: Bounds, source: str, outside: OutsideImagery
+) -> tuple[list[int], str]:
+    """Rows (``parcels``' index: positions in the file) of parcels wholly outside the
+    ``imagery`` footprint, warned about (as kept, or as rejected by ``outside``), and the
+    footprint in words.
 
     Raises:
         ParcelGeometryError: not one parcel touches the imagery.
     """
     if len(parcels) == 0:
-        return []
+        return [], ""
     region = imagery_region(imagery, parcels.crs)
     if region is None:
         log.warning("%s: cannot compare the parcels with the imagery footprint %s", source, imagery)
-        return []
+        return [], ""
     geoms = np.asarray(parcels.geometry.values, dtype=object)
     off = ~shapely.intersects(geoms, shapely.box(*region.box))
     if not off.any():
-        return []
+        return [], region.label
     left, bottom, right, top = parcels.total_bounds
     if off.all():
         raise ParcelGeometryError(
@@ -580,15 +625,21 @@ def _outside_imagery(parcels: gpd.GeoDataFrame, imagery: Bounds, source: str) ->
         )
     ids = [str(p) for p in parcels["parcel_id"][off]]
     shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    fate = (
+        "rejected"
+        if outside == "reject"
+        else "kept: they get no pixel, so their farmers are held for review"
+    )
     log.warning(
-        "%s: %d parcel(s) lie wholly outside %s: %s; they get no pixel, so their farmers are "
-        "held for review: check their coordinates, or add imagery that covers them",
+        "%s: %d parcel(s) lie wholly outside %s: %s; %s: check their coordinates, or add "
+        "imagery that covers them",
         source,
         len(ids),
         region.label,
         shown,
+        fate,
     )
-    return ids
+    return [int(r) for r in parcels.index[off]], region.label
 
 
 def _utm_for(good: gpd.GeoDataFrame, source: str) -> CRS | None:

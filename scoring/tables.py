@@ -21,6 +21,7 @@ replaces the rows with the same (crop, region, season) key and may add rows.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -166,6 +167,11 @@ def _read(path: Path) -> pd.DataFrame:
         raise TableError(f"{path}: crop economics file not found; pass an existing CSV path")
     try:
         df = pd.read_csv(path, dtype={"region": str, "season": str, "table_version": str})
+    except pd.errors.EmptyDataError as exc:
+        raise TableError(
+            f"{path}: the file is empty; expected a CSV whose header holds "
+            f"{', '.join(REQUIRED_COLUMNS)} (start from data/crop_economics.csv)"
+        ) from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise TableError(f"{path}: cannot parse as CSV ({exc}); save it as UTF-8 CSV") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -191,8 +197,8 @@ def _parse_rows(df: pd.DataFrame, path: Path) -> dict[tuple[str, str, str], Econ
         values: dict[str, float] = {}
         for col in NUMERIC_COLUMNS:
             v = pd.to_numeric(pd.Series([rec[col]]), errors="coerce").iloc[0]
-            if pd.isna(v):
-                raise TableError(f"{where}: column {col} is {rec[col]!r}; expected a number")
+            if pd.isna(v) or not math.isfinite(v):
+                raise TableError(f"{where}: column {col} is {rec[col]!r}; expected a finite number")
             if v < 0:
                 raise TableError(f"{where}: column {col} is negative ({v}); use a value >= 0")
             values[col] = float(v)

@@ -54,6 +54,8 @@ class Case:
         known_issue: set when the case is known to fail (a bug outside this catalogue's
             files): a failure is then reported as KNOWN, and a pass means it is fixed.
         network: talks to the loopback HTTP server on 127.0.0.1.
+        slow: takes a minute or more (starts processes): the catalogue runs it, plain
+            ``pytest`` skips it (marker ``slow``).
     """
 
     group: Group
@@ -62,6 +64,7 @@ class Case:
     check: Callable[[Context], str]
     known_issue: str | None = None
     network: bool = False
+    slow: bool = False
 
     @property
     def id(self) -> str:
@@ -78,13 +81,14 @@ def case(
     *,
     known_issue: str | None = None,
     network: bool = False,
+    slow: bool = False,
 ) -> Callable[[Callable[[Context], str]], Callable[[Context], str]]:
     """Register the decorated function as a case of the catalogue."""
 
     def register(fn: Callable[[Context], str]) -> Callable[[Context], str]:
         if any(c.group == group and c.name == name for c in CASES):
             raise ValueError(f"case {group}:{name} is registered twice")
-        CASES.append(Case(group, name, expected, fn, known_issue, network))
+        CASES.append(Case(group, name, expected, fn, known_issue, network, slow))
         return fn
 
     return register

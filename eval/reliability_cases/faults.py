@@ -13,6 +13,8 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +429,111 @@ def cache_corrupt(ctx: Context) -> str:
         source.read(ref, imagery.bounds)
         expect(server.count(ROUTE_PROCESS) == before + 2, "the refetched entry is not reused")
     return "truncated and bit-flipped entries refetched (1 request each), then served from cache"
+
+
+# --------------------------------------------------------------------------------------
+# The process killed mid-batch
+# --------------------------------------------------------------------------------------
+#: A re-limit batch (the ``relimit`` flow at the vegetative stage) in a process of its own.
+_RELIMIT = """
+import sys
+from pathlib import Path
+
+from flows.season import relimit
+from flows.settings import SeasonParams
+from geo.types import GrowthStage
+
+archive, out, run_id, throttle = sys.argv[1:5]
+params = SeasonParams(
+    out=Path(out),
+    imagery={"source": "local", "archive": Path(archive)},
+    batch_size=2,
+    throttle_s=float(throttle),
+    simulate_draws=False,
+)
+relimit(params, GrowthStage.VEGETATIVE, run_id)
+"""
+
+
+def _decided(db: Path) -> pd.DataFrame:
+    """(farmer_id, stage, run_id) of every decision in the SQLite ledger ``db``."""
+    with sqlite3.connect(db, timeout=10) as conn:
+        return pd.read_sql("select farmer_id, stage, run_id from decisions", conn)
+
+
+@contextmanager
+def _prefect_api() -> Iterator[str]:
+    """The Prefect API the batch processes report to: ``PREFECT_API_URL`` when set (a
+    server, or the test harness), else one local server shared by both runs (each process
+    starting its own ephemeral one would cost ~20 s more)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        yield str(PREFECT_API_URL.value())
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    try:
+        yield server.api_url
+    finally:
+        server.stop()
+
+
+@case(
+    "faults",
+    "process killed mid-batch",
+    "SIGKILL of a re-limit batch process after some batches committed: whole batches only; "
+    "the re-run with the same run id completes, exactly one decision per farmer and stage",
+    slow=True,
+)
+def killed_mid_batch(ctx: Context) -> str:
+    import signal
+    import subprocess
+    import sys
+
+    from geo.synth import SynthConfig, write_archive
+
+    archive = write_archive(
+        ctx.tmp / "archive", SynthConfig(seed=11, size_px=48, n_farmers=8, revisit_days=10)
+    )
+    farmers = set(pd.read_parquet(archive / "parcels.parquet")["farmer_id"])
+    out, run_id = ctx.tmp / "out", "killed-mid-batch"
+    db = out / "ledger.sqlite"
+    cmd = [sys.executable, "-c", _RELIMIT, str(archive), str(out), run_id]
+    with _prefect_api() as api:
+        env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_LOGGING_LEVEL": "WARNING"}
+        proc = subprocess.Popen(
+            [*cmd, "1.5"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        seen, deadline = 0, time.monotonic() + 240
+        try:
+            while time.monotonic() < deadline and proc.poll() is None and not seen:
+                if db.exists():
+                    try:
+                        seen = len(_decided(db))
+                    except (sqlite3.Error, pd.errors.DatabaseError):
+                        seen = 0  # the schema is being created
+                time.sleep(0.05)
+            alive = proc.poll() is None
+            os.kill(proc.pid, signal.SIGKILL)  # a real crash: no cleanup, no finally blocks
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate(timeout=30)
+        expect(alive, f"the batch ended before it could be killed: {err.decode()[-500:]}")
+        partial = len(_decided(db))
+        expect(0 < partial < len(farmers), f"killed with {partial} of {len(farmers)} decided")
+        expect(partial % 2 == 0, f"{partial} decisions: a batch of 2 was committed partly")
+        rerun = subprocess.run([*cmd, "0"], env=env, capture_output=True, timeout=300)
+    expect(rerun.returncode == 0, f"the re-run failed: {rerun.stderr.decode()[-800:]}")
+    final = _decided(db)
+    counts = final.groupby(["farmer_id", "stage"]).size()
+    expect(bool((counts == 1).all()), f"doubled: {counts[counts > 1].to_dict()}")
+    expect(set(final["farmer_id"]) == farmers, f"decided {sorted(final['farmer_id'])}")
+    expect(set(final["run_id"]) == {run_id}, f"run ids {set(final['run_id'])}")
+    return (
+        f"killed with {partial} of {len(farmers)} decided (whole batches of 2); "
+        f"re-run: {len(final)} decisions, one per farmer and stage"
+    )

@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.ops
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from eval.reliability_cases.base import Context, capture_logs, case, expect, expect_error
@@ -435,3 +436,81 @@ def check_random_geometries(max_examples: int = 100) -> None:
 def random_geometries(ctx: Context) -> str:
     check_random_geometries(100)
     return "100 random batches (degenerate, invalid, empty, lines, points, junk attributes)"
+
+
+# --------------------------------------------------------------------------------------
+# Onboarding against the imagery footprint (flows.tasks.load_parcels, a local archive)
+# --------------------------------------------------------------------------------------
+def _tiny_archive(root: Any) -> Any:
+    """A local archive of one 40 x 40 px scene (EPSG:32631, 10 m) and its footprint."""
+    from affine import Affine
+
+    from geo.sources.base import SceneData
+    from geo.sources.local import LocalArchiveSource, scene_file_name, write_scene
+
+    size = 40
+    scene = SceneData(
+        scene_id="S2L2A_20260415",
+        date=dt.date(2026, 4, 15),
+        dn=np.full((10, size, size), 1200, np.uint16),
+        scl=np.full((size, size), 4, np.uint8),
+        transform=Affine(10.0, 0.0, 600_000.0, 0.0, -10.0, 5_400_000.0),
+        crs=UTM,
+    )
+    write_scene(root / "scenes" / scene_file_name(scene.date), scene)
+    return LocalArchiveSource(root).footprint()
+
+
+def _lonlat_parcels(swap: bool = False) -> gpd.GeoDataFrame:
+    """Two fields on the tiny archive's scene and one 5 km off it, in lon/lat."""
+    fields = {
+        "P-IN-1": box(600_020.0, 5_399_820.0, 600_140.0, 5_399_980.0),
+        "P-IN-2": box(600_200.0, 5_399_700.0, 600_380.0, 5_399_900.0),
+        "P-OFF": box(605_000.0, 5_395_000.0, 605_150.0, 5_395_150.0),
+    }
+    utm = gpd.GeoSeries(list(fields.values()), crs=UTM).to_crs("EPSG:4326")
+    geoms = [shapely.ops.transform(lambda x, y: (y, x), g) if swap else g for g in utm]
+    return gpd.GeoDataFrame(
+        {
+            "parcel_id": list(fields),
+            "farmer_id": ["F-1", "F-2", "F-3"],
+            "declared_crop": ["maize", "maize", "sunflower"],
+            "declared_area_ha": [1.9, 3.6, 2.25],
+        },
+        geometry=geoms,
+        crs="EPSG:4326",
+    )
+
+
+@case(
+    "parcels",
+    "onboarding: parcels off the archive's imagery",
+    "load_parcels gets the local archive's footprint: a parcel off it is rejected naming "
+    "it and the fix, the others go on; a lon/lat-swapped file is refused as 'lat/lon swapped'",
+)
+def onboarding_off_imagery(ctx: Context) -> str:
+    from flows.tasks import load_parcels
+
+    footprint = _tiny_archive(ctx.tmp / "archive")
+    expect(footprint is not None, "the local archive gave no footprint")
+    farmers = ctx.tmp / "farmers.csv"
+    pd.DataFrame({"farmer_id": ["F-1", "F-2", "F-3"]}).to_csv(farmers, index=False)
+    path = ctx.tmp / "parcels.geojson"
+    _lonlat_parcels().to_file(path, driver="GeoJSON")
+    with capture_logs() as logs:
+        board = load_parcels.fn(path, farmers, imagery=footprint)
+    kept = sorted(board.parcels["parcel_id"])
+    expect(kept == ["P-IN-1", "P-IN-2"], f"kept {kept}")
+    ps = ParcelSet(board.parcels, board.rejects, str(path))
+    msg = _reject(ps, "P-OFF", "wholly outside the imagery", "add imagery that covers it")
+    expect(any("P-OFF" in line and "rejected" in line for line in logs), "no warning names it")
+    swapped = ctx.tmp / "swapped.geojson"
+    _lonlat_parcels(swap=True).to_file(swapped, driver="GeoJSON")
+    expect_error(
+        ParcelGeometryError,
+        lambda: load_parcels.fn(swapped, farmers, imagery=footprint),
+        str(swapped),
+        "lat/lon swapped",
+        "swap the axes",
+    )
+    return f"2 kept; {msg}; swapped file refused as lat/lon swapped"

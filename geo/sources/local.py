@@ -218,6 +218,34 @@ class LocalArchiveSource:
             cloud = None
         return _Entry(path, date, bounds, crs, cloud)
 
+    def footprint(self) -> Bounds | None:
+        """The box covering every readable scene, in the first scene's CRS (metres).
+
+        Scenes in another CRS are transformed into it (their box's bounds). None when the
+        archive has no ``scenes`` directory or no scene with a readable header, so the
+        footprint is unknown.
+        """
+        if not self.scene_dir.is_dir():
+            return None
+        boxes = []
+        crs = ""
+        for e in self._entries():
+            if e.bounds is None or e.crs is None:
+                continue
+            crs = crs or e.crs
+            same = _same_crs(e.crs, crs)
+            boxes.append(e.bounds if same else transform_bounds(e.crs, crs, *e.bounds))
+        if not boxes:
+            return None
+        box = np.asarray(boxes, dtype=np.float64)
+        return Bounds(
+            float(box[:, 0].min()),
+            float(box[:, 1].min()),
+            float(box[:, 2].max()),
+            float(box[:, 3].max()),
+            crs=crs,
+        )
+
     def search(self, bounds: Bounds, start: dt.date, end: dt.date) -> list[SceneRef]:
         """Scenes whose footprint intersects ``bounds``, acquired in [start, end], by date.
 

@@ -15,7 +15,11 @@ import requests
 from eval.reliability_cases import Case, Context, cases
 
 PARAMS = [
-    pytest.param(c, id=c.name, marks=pytest.mark.network if c.network else ())
+    pytest.param(
+        c,
+        id=c.name,
+        marks=[m for m, on in ((pytest.mark.network, c.network), (pytest.mark.slow, c.slow)) if on],
+    )
     for c in cases("faults")
 ]
 
