@@ -9,9 +9,12 @@ Input (long format, Parquet or CSV): one row per sample x date with ``sample_id`
 Output frame: :class:`SampleSeries` ``data`` is (N, T, C) float32 reflectance 0-1 on the 36
 dekads of a :class:`~geo.types.Season` with C = :data:`geo.types.BANDS`, NaN where missing;
 ``observed`` (N, T) is True where a clear value fell in that dekad. A row stamped with the
-start of a compositing period of ``step`` days (the sample's median date step, when >= 10
-days) stands for the middle of that period: a monthly value stamped 1 May goes to the dekad
-of 16 May. Several values in one dekad are reduced to their median. Runs of <= ``max_gap``
+start of a compositing period stands for the middle of that period: a monthly value stamped
+1 May goes to the dekad of 16 May, a dekad value stamped 11 May to that dekad. The period is
+monthly when every stamp of the file is a 1st of a month, a dekad when every stamp is a 1st,
+11th or 21st (so cloudy periods left out of a series change nothing), else each sample's
+shortest date step when >= 10 days (irregular acquisition dates are not shifted).
+Several values in one dekad are reduced to their median. Runs of <= ``max_gap``
 missing dekads between observations are filled linearly (:func:`geo.composite.fill_gaps`,
 the same rule as image composites). B8A, when absent or all nodata (as in the WorldCereal
 France extraction), is taken from B08 (both near infrared; B8A is the narrower band).
@@ -109,6 +112,26 @@ def _band_columns(columns: pd.Index, path: Path) -> dict[str, str | None]:
     return found
 
 
+def _half_period_days(frame: pd.DataFrame) -> np.ndarray:
+    """Days from each row's stamp to the middle of the compositing period it stands for.
+
+    The period comes from the calendar when the file says it (every stamp on the 1st of a
+    month: monthly composites; every stamp on the 1st, 11th or 21st: dekads), so rows left out
+    of a series (cloudy periods) do not change it; otherwise it is each sample's shortest step
+    between dates when >= 10 days (else acquisition dates, no shift).
+    """
+    stamps = frame["timestamp"]
+    days = stamps.dt.day
+    if (days == 1).all() and stamps.dt.to_period("M").nunique() > 1:
+        return (stamps.dt.days_in_month // 2).to_numpy(dtype=np.int64)
+    if days.isin((1, 11, 21)).all():
+        return np.full(len(frame), 5, dtype=np.int64)
+    gaps = stamps.groupby(frame["sample_id"]).diff().dt.days
+    step = gaps.where(gaps > 0).groupby(frame["sample_id"]).transform("min")
+    step = step.fillna(0).to_numpy(dtype=np.int64)
+    return np.where(step >= 10, step // 2, 0)
+
+
 def season_of(dates: pd.Series) -> Season:
     """The season (1 Nov - 31 Oct) holding the most of ``dates``."""
     ts = pd.to_datetime(dates)
@@ -152,12 +175,7 @@ def read_samples(path: Path, season: Season | None = None, max_gap: int = 3) -> 
     frame = frame.assign(timestamp=stamps, sample_id=frame["sample_id"].astype(str))
     frame = frame.sort_values(["sample_id", "timestamp"], kind="stable").reset_index(drop=True)
 
-    # A value stamped with its period start stands for the period's middle.
-    step = frame.groupby("sample_id")["timestamp"].transform(
-        lambda s: s.diff().dt.days.median() if len(s) > 1 else 0
-    )
-    step = step.fillna(0).astype(int)
-    centre = frame["timestamp"] + pd.to_timedelta(np.where(step >= 10, step // 2, 0), unit="D")
+    centre = frame["timestamp"] + pd.to_timedelta(_half_period_days(frame), unit="D")
     season = season or season_of(centre)
     dekads = season.dekads()
     edges = np.array([np.datetime64(d) for d in [*dekads, season.end + dt.timedelta(days=1)]])
