@@ -25,6 +25,13 @@ parcels after pre-sowing; at pre-sowing every parcel has health 0 (nothing to co
 Yield factor = clip(1 + ``health_factor_per_sd`` * health_z, 0.2, 1.1); ``failed`` -> 0.2.
 Stress is *confirmed* when health_class is watch/stressed/failed since at least
 ``stress_confirm_days`` (two dekads, the policy's hysteresis) and the parcel was observed.
+``watch_share`` / ``stressed_share`` / ``failed_share`` are the shares of the farmer's expected
+revenue *at reference health* (financed ha x expected yield x price, before the health
+adjustment) on parcels with confirmed stress of that class: the policy cuts in proportion to
+the money at risk, so a stressed hectare of potatoes weighs more than one of hay.
+``stress_seen_share`` is the same revenue share on parcels whose worst sustained z this season
+(``health_season_min_z``) fell to ``stress_seen_z`` (the watch threshold): the policy does not
+raise such a farmer again this season.
 
 All money is EUR, areas ha, yields t.
 """
@@ -106,8 +113,9 @@ class FeatureConfig(BaseModel):
     health_factor_max: float = Field(default=1.1, ge=0)
     failed_factor: float = Field(default=0.2, ge=0)
     stress_confirm_days: int = Field(default=10, ge=0)
-    #: a parcel whose season's worst sustained z fell below this had a stress episode
-    stress_seen_z: float = Field(default=-1.25, le=0)
+    #: a parcel whose season's worst sustained z fell to this had a stress episode (the
+    #: watch threshold of the health classes, so a confirmed watch is never forgotten)
+    stress_seen_z: float = Field(default=-1.0, le=0)
     neutral_verified_share: float = Field(default=0.85, ge=0, le=1)
     max_debt_service_ratio: float = Field(default=5.0, gt=0)
 
@@ -324,8 +332,10 @@ def _parcels(
         cfg.failed_factor,
         np.clip(1 + cfg.health_factor_per_sd * z, cfg.health_factor_min, cfg.health_factor_max),
     )
+    price = per_parcel([e.price_eur_t for e in econ])
+    potential = financed_ha * per_parcel([e.yield_t_ha for e in econ]) * price
     yield_t = financed_ha * per_parcel([e.yield_t_ha for e in econ]) * factor
-    revenue = yield_t * per_parcel([e.price_eur_t for e in econ])
+    revenue = yield_t * price
     downside_share = 1 - Z_P10 * yield_cv
     downside = revenue * np.where(downside_share > 0.0, downside_share, 0.0)
     cost = financed_ha * per_parcel([e.cost_eur_ha for e in econ])
@@ -354,6 +364,7 @@ def _parcels(
         "ndvi_last": [None if math.isnan(v) else round(v, 3) for v in ndvi.tolist()],
         "expected_yield_t": yield_t,
         "revenue_eur": revenue,
+        "potential_revenue_eur": potential,
         "downside_revenue_eur": downside,
         "cost_eur": cost,
         "cost_to_come_eur": cost * per_parcel([e.share_from(stage) for e in econ]),
@@ -445,6 +456,13 @@ class _Groups:
         return self.order[first]
 
 
+def _farmer_of_parcel(groups: _Groups) -> np.ndarray:
+    """Per parcel (original order), the index of its farmer in ``groups.ids``."""
+    out = np.empty(len(groups.order), dtype=np.intp)
+    out[groups.order] = groups.g
+    return out
+
+
 def _ratio(num: np.ndarray, den: np.ndarray, default: float) -> np.ndarray:
     out = np.full(len(num), default, dtype=float)
     np.divide(num, den, out=out, where=den > 0)
@@ -500,6 +518,14 @@ def _farmers(
     total_area = gr.sum(areas)
     total_area = np.where(total_area == 0, 1.0, total_area)
     revenue = gr.sum(p["revenue_eur"])
+    # money at risk: shares of the revenue expected at reference health; a farm with no
+    # financed revenue (all wrong crop, say) falls back to area shares
+    farmer_at = _farmer_of_parcel(gr)
+    potential = np.asarray(p["potential_revenue_eur"], dtype=float)
+    use_area = gr.sum(potential) <= 0
+    weight = np.where(use_area[farmer_at], area_r, potential)
+    total_weight = gr.sum(weight)
+    total_weight = np.where(total_weight == 0, 1.0, total_weight)
     cost = gr.sum(p["cost_eur"])
     worst = gr.first_max(np.fromiter((HEALTH_ORDER[h] for h in hclass), dtype=int))
     worst_z = np.minimum.reduceat(gr.sorted(np.where(visible, z, np.inf)), gr.starts)
@@ -521,8 +547,6 @@ def _farmers(
             flags[j].append(f)
     since: list[str | None] = [None] * n
     overlaps: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-    farmer_at = np.empty(len(gr.order), dtype=np.intp)
-    farmer_at[gr.order] = gr.g
     for i in np.flatnonzero(confirmed).tolist():
         s, j = p["health_since"][i], farmer_at[i]
         if s and (since[j] is None or s < since[j]):
@@ -569,11 +593,11 @@ def _farmers(
             "health_since": since,
             "stress_pending": gr.count(stressed) > n_confirmed,
             "n_stressed_parcels": n_confirmed,
-            "watch_share": gr.sum(area_r, confirmed & (hclass == "watch")) / total_area,
-            "stress_seen_share": gr.sum(area_r, visible & (season_min < cfg.stress_seen_z))
-            / total_area,
-            "stressed_share": gr.sum(area_r, confirmed & (hclass == "stressed")) / total_area,
-            "failed_share": gr.sum(area_r, confirmed & (hclass == "failed")) / total_area,
+            "watch_share": gr.sum(weight, confirmed & (hclass == "watch")) / total_weight,
+            "stress_seen_share": gr.sum(weight, visible & (season_min <= cfg.stress_seen_z))
+            / total_weight,
+            "stressed_share": gr.sum(weight, confirmed & (hclass == "stressed")) / total_weight,
+            "failed_share": gr.sum(weight, confirmed & (hclass == "failed")) / total_weight,
             "observed_fraction": gr.weighted(p["observed_fraction"], areas, 0.0),
             "low_confidence_share": _ratio(
                 gr.sum(declared, visible & (status == "low_confidence")), visible_area, 0.0

@@ -12,14 +12,16 @@ One farmer's decision (:func:`decide_one`) in order:
 3. **Re-limits** (when a previous limit exists):
    - weak evidence (area-weighted observed fraction < ``min_observed_fraction`` or a share of
      low-confidence area > ``max_low_confidence_share``) HOLDS the previous limit and asks for
-     review instead of moving it;
-   - confirmed crop stress (watch/stressed/failed for two dekads) always cuts: by
-     ``watch_cut`` x watch share + ``stress_cut`` x stressed share + ``failed_cut`` x failed
-     share, at least ``min_health_cut``;
-   - stress seen for a single dekad waits (no cut yet): hysteresis;
+     review instead of moving it, unless crop stress is confirmed on what was seen;
+   - confirmed crop stress (watch/stressed/failed for two dekads) always cuts, held or not:
+     by ``watch_cut`` x watch share + ``stress_cut`` x stressed share + ``failed_cut`` x
+     failed share, at least ``min_health_cut``; the shares are of the farmer's expected
+     revenue at reference health (the money at risk, ``scoring.features``), and the cut is
+     never undone by the hysteresis below;
+   - stress seen for a single dekad waits (no cut yet) and allows no raise: hysteresis;
    - changes below ``hysteresis_share`` are ignored;
    - no raise once a parcel had a stress episode this season (its worst sustained health z
-     fell below ``features.stress_seen_z``): the damage stays in the yield expectation;
+     fell to ``features.stress_seen_z``): the damage stays in the yield expectation;
    - a stage moves the limit by at most ``-max_cut_per_stage`` / ``+max_raise_per_stage``.
 4. **Ceiling and floor.** The limit never exceeds ``min(cap, financing_ratio x funding need of
    all declared, uncontradicted area)`` and is NEVER below what the farmer has drawn; limits are
@@ -86,7 +88,7 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = "policy-2026.2"
+    version: str = "policy-2026.3"
     financing_ratio: float = Field(default=0.8, gt=0, le=1)
     cap_eur: float = Field(default=150_000.0, gt=0)
     capacity_share: float = Field(default=0.9, gt=0, le=1)
@@ -149,6 +151,7 @@ class LimitInputs:
     previous_limit_eur: float | None = None
     observed_fraction: float = 1.0
     low_confidence_share: float = 0.0
+    #: shares of the expected revenue (at reference health) on parcels with confirmed stress
     stressed_share: float = 0.0
     watch_share: float = 0.0
     stress_seen_share: float = 0.0
@@ -221,6 +224,7 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
         x.observed_fraction < cfg.min_observed_fraction
         or x.low_confidence_share > cfg.max_low_confidence_share
     )
+    stress = x.watch_share + x.stressed_share + x.failed_share
     if hard_zero:
         limit = 0.0
         action = "zero"
@@ -233,16 +237,21 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
     else:
         limit = target
         action = ""
+        why = ""
         if weak:
-            limit, action, needs_review = prev, "hold", True
             why = (
                 f"only {x.observed_fraction:.0%} of the area observed"
                 if x.observed_fraction < cfg.min_observed_fraction
                 else f"crop type uncertain on {x.low_confidence_share:.0%} of the area"
             )
+        if weak and stress <= 0:
+            limit, action, needs_review = prev, "hold", True
             reasons.insert(0, f"limit held for review: {why}")
         else:
-            stress = x.watch_share + x.stressed_share + x.failed_share
+            if weak:  # the stress seen is evidence enough to cut; the rest waits for review
+                limit, needs_review = prev, True
+                reasons.append(f"review: {why}")
+            stress_limit = math.inf
             if stress > 0:
                 cut = (
                     cfg.watch_cut * x.watch_share
@@ -250,12 +259,13 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
                     + cfg.failed_cut * x.failed_share
                 )
                 cut = min(max(cut, cfg.min_health_cut), cfg.max_cut_per_stage)
-                limit = min(limit, prev * (1 - cut))
-            elif x.stress_pending and limit < prev:
+                stress_limit = prev * (1 - cut)
+            elif x.stress_pending and limit != prev:
                 limit = prev
                 reasons.insert(0, "possible stress seen once: waiting for a second dekad")
             if abs(limit - prev) < cfg.hysteresis_share * prev:
                 limit = prev
+            limit = min(limit, stress_limit)  # a stress cut is no noise: never ignored
             if limit > prev and x.stress_seen_share > 0:
                 limit = prev  # a stress episode this season: no raise until harvest shows
                 reasons.insert(0, "no raise: crop stress seen earlier this season")
@@ -281,8 +291,9 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
             action = "cut"
             what = (
                 f": crop stress on {x.n_stressed_parcels} parcel"
-                f"{'s' if x.n_stressed_parcels != 1 else ''}"
-                if x.watch_share + x.stressed_share + x.failed_share > 0
+                f"{'s' if x.n_stressed_parcels != 1 else ''}, "
+                f"{min(stress, 1.0):.0%} of expected revenue"
+                if stress > 0
                 else ""
             )
             reasons.insert(0, f"limit cut {-change:.0%}{what}")

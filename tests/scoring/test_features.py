@@ -143,6 +143,30 @@ def test_stress_needs_two_dekads_to_be_confirmed(economics) -> None:
     assert f["stress_pending"] and f["n_stressed_parcels"] == 0 and f["stressed_share"] == 0
 
 
+def test_stress_shares_weigh_the_money_at_risk(economics) -> None:
+    """Stress shares are shares of the revenue expected at reference health, not of area."""
+    since = dt.date(2026, 4, 1)
+    f = feats(
+        [
+            parcel("P1", "F1", "potato", 5, health_z=-1.5, health_class="watch", health_since=since)
+            | {"health_season_min_z": -1.5},
+            parcel("P2", "F1", "grassland", 5) | {"health_season_min_z": -0.2},
+        ],
+        economics,
+    ).loc["F1"]
+    potato = economics.lookup("potato", "poitou-nord", S).revenue_eur_ha
+    hay = economics.lookup("grassland", "poitou-nord", S).revenue_eur_ha
+    assert potato > 2 * hay
+    assert f["watch_share"] == pytest.approx(potato / (potato + hay), rel=1e-6)
+    # the episode is remembered: its worst sustained z reached the watch threshold
+    assert f["stress_seen_share"] == pytest.approx(f["watch_share"], rel=1e-6)
+    calm = feats(
+        [parcel("P1", "F1", "potato", 5, health_z=-0.9) | {"health_season_min_z": -0.95}],
+        economics,
+    ).loc["F1"]
+    assert calm["watch_share"] == 0 and calm["stress_seen_share"] == 0
+
+
 def test_money_is_consistent(economics) -> None:
     f = feats([parcel("P1", "F1", "winter_cereals", 10)], economics).loc["F1"]
     row = economics.lookup("winter_cereals", "poitou-nord", S)

@@ -149,6 +149,39 @@ def test_confirmed_stress_always_cuts() -> None:
     assert failed.limit_eur == pytest.approx(target * 0.7, abs=10)  # bounded at -30 %
 
 
+def test_stress_cut_grows_with_the_revenue_at_risk_and_bites_on_any_headroom() -> None:
+    target = limit_single(base(), CFG)
+    small, large = (
+        decide_one(base(previous_limit_eur=target, watch_share=w, n_stressed_parcels=1), CFG)
+        for w in (0.2, 1.0)
+    )
+    assert small.limit_eur == pytest.approx(target * (1 - CFG.min_health_cut), abs=10)
+    assert large.limit_eur == pytest.approx(target * (1 - CFG.watch_cut), abs=10)
+    assert "100% of expected revenue" in large.reasons[0]
+    # a previous limit just above the target: the target alone would be noise (hysteresis),
+    # the stress cut is not; and it stops at what is drawn
+    prev = target * 1.03
+    d = decide_one(base(previous_limit_eur=prev, stressed_share=0.5, drawn_eur=prev - 40), CFG)
+    assert d.action == "cut" and d.limit_eur == pytest.approx(prev - 40)
+    full = decide_one(base(previous_limit_eur=prev, stressed_share=0.5, drawn_eur=prev), CFG)
+    assert full.action == "keep" and full.limit_eur == prev  # fully drawn: nothing to cut
+
+
+def test_confirmed_stress_cuts_even_when_the_evidence_is_otherwise_weak() -> None:
+    target = limit_single(base(), CFG)
+    d = decide_one(base(previous_limit_eur=target, observed_fraction=0.3, failed_share=0.5), CFG)
+    assert d.action == "cut" and d.needs_review
+    assert d.limit_eur == pytest.approx(target * (1 - CFG.max_cut_per_stage), abs=10)
+    assert any(r.startswith("review: only 30%") for r in d.reasons)
+
+
+def test_pending_stress_and_a_past_episode_allow_no_raise() -> None:
+    for kw in ({"stress_pending": True}, {"stress_seen_share": 0.1}):
+        d = decide_one(base(previous_limit_eur=10_000, **kw), CFG)
+        assert d.action == "keep" and d.limit_eur == 10_000, kw
+    assert decide_one(base(previous_limit_eur=10_000), CFG).action == "raise"
+
+
 def test_pending_stress_waits_a_dekad() -> None:
     d = decide_one(base(previous_limit_eur=36_000, stress_pending=True, **HALF_UNVERIFIED), CFG)
     assert d.action == "keep" and d.limit_eur == 36_000
