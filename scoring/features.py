@@ -33,6 +33,15 @@ the money at risk, so a stressed hectare of potatoes weighs more than one of hay
 (``health_season_min_z``) fell to ``stress_seen_z`` (the watch threshold): the policy does not
 raise such a farmer again this season.
 
+Stress is also *seen early* (``drop_share``) on a visible parcel, after pre-sowing, without
+confirmed stress, whose health fell sharply against its own earlier curve
+(``health_drop_z`` >= ``drop_z``, see ``vision.health.health_drop``) AND sits below its crop's
+reference (``health_z`` <= ``drop_max_z``): both, so a steady low field or a good field with
+one dull image is no alarm. A drought collapses a canopy from +0.9 to -0.5 sd within three
+dekads, which the 3-dekad z (against a wide reference spread) shows only a stage later.
+``drop_share`` is the revenue share of such parcels, 0 when below ``drop_min_share`` (one
+small noisy parcel does not cut a farm); those parcels count in ``n_stressed_parcels``.
+
 All money is EUR, areas ha, yields t.
 """
 
@@ -116,6 +125,12 @@ class FeatureConfig(BaseModel):
     #: a parcel whose season's worst sustained z fell to this had a stress episode (the
     #: watch threshold of the health classes, so a confirmed watch is never forgotten)
     stress_seen_z: float = Field(default=-1.0, le=0)
+    #: early stress: health fell this many sd against the parcel's own curve ...
+    drop_z: float = Field(default=1.0, gt=0)
+    #: ... and its current z is at most this (below its crop's reference) ...
+    drop_max_z: float = Field(default=-0.5, le=0)
+    #: ... on at least this share of the farmer's expected revenue
+    drop_min_share: float = Field(default=0.25, ge=0, le=1)
     neutral_verified_share: float = Field(default=0.85, ge=0, le=1)
     max_debt_service_ratio: float = Field(default=5.0, gt=0)
 
@@ -327,6 +342,18 @@ def _parcels(
     for i in np.flatnonzero(judged_low).tolist():
         s, a = since[i], _as_date(as_of[i])
         confirmed[i] = s is not None and a is not None and (a - s).days >= cfg.stress_confirm_days
+    drop = np.zeros(n)
+    if "health_drop_z" in assessment:
+        drop = np.where(counts, _floats(assessment["health_drop_z"], 0.0), 0.0)
+    z_raw = _floats(assessment["health_z"], math.nan)
+    stress_drop = (
+        counts
+        & ~confirmed
+        & (observed > 0)
+        & (drop >= cfg.drop_z)
+        & ~np.isnan(z_raw)
+        & (np.nan_to_num(z_raw, nan=0.0) <= cfg.drop_max_z)
+    )
     factor = np.where(
         failed,
         cfg.failed_factor,
@@ -357,8 +384,10 @@ def _parcels(
         "health_class": hclass,
         "health_z": _round(z, 2),
         "health_season_min_z": _round(season_min, 2),
+        "health_drop_z": _round(drop, 2),
         "health_since": [s.isoformat() if s else None for s in since],
         "stress_confirmed": confirmed,
+        "stress_drop": stress_drop,
         "yield_factor": _round(factor, 3),
         "observed_fraction": _round(observed, 3),
         "ndvi_last": [None if math.isnan(v) else round(v, 3) for v in ndvi.tolist()],
@@ -394,8 +423,10 @@ EVIDENCE_KEYS: Final[tuple[str, ...]] = (
     "health_class",
     "health_z",
     "health_season_min_z",
+    "health_drop_z",
     "health_since",
     "stress_confirmed",
+    "stress_drop",
     "yield_factor",
     "observed_fraction",
     "ndvi_last",
@@ -505,6 +536,8 @@ def _farmers(
     z = np.asarray(p["health_z"], dtype=float)
     season_min = np.asarray(p["health_season_min_z"], dtype=float)
     confirmed = np.asarray(p["stress_confirmed"], dtype=bool)
+    drop_z = np.asarray(p["health_drop_z"], dtype=float)
+    stress_drop = np.asarray(p["stress_drop"], dtype=bool)
     stressed = (hclass == "watch") | (hclass == "stressed") | (hclass == "failed")
 
     declared_sum = gr.sum(declared)
@@ -529,7 +562,11 @@ def _farmers(
     cost = gr.sum(p["cost_eur"])
     worst = gr.first_max(np.fromiter((HEALTH_ORDER[h] for h in hclass), dtype=int))
     worst_z = np.minimum.reduceat(gr.sorted(np.where(visible, z, np.inf)), gr.starts)
+    drop_share = gr.sum(weight, stress_drop) / total_weight
+    drop_share = np.where(drop_share >= max(cfg.drop_min_share, 1e-12), drop_share, 0.0)
+    n_dropped = np.where(drop_share > 0, gr.count(stress_drop), 0)
     n_confirmed = gr.count(confirmed)
+    biggest = gr.first_max(np.where(stress_drop, drop_z, -np.inf))
     n_notcrop = gr.count(status == "not_cropland")
 
     first_parcel = gr.order[gr.starts]
@@ -592,12 +629,17 @@ def _farmers(
             "health_worst_z": np.where(np.isinf(worst_z), 0.0, worst_z),
             "health_since": since,
             "stress_pending": gr.count(stressed) > n_confirmed,
-            "n_stressed_parcels": n_confirmed,
+            "n_stressed_parcels": n_confirmed + n_dropped,
             "watch_share": gr.sum(weight, confirmed & (hclass == "watch")) / total_weight,
             "stress_seen_share": gr.sum(weight, visible & (season_min <= cfg.stress_seen_z))
             / total_weight,
             "stressed_share": gr.sum(weight, confirmed & (hclass == "stressed")) / total_weight,
             "failed_share": gr.sum(weight, confirmed & (hclass == "failed")) / total_weight,
+            "drop_share": drop_share,
+            "health_drop_crop": np.where(
+                drop_share > 0, np.asarray(p["declared_crop"], dtype=object)[biggest], None
+            ),
+            "health_drop_z": np.where(drop_share > 0, drop_z[biggest], 0.0),
             "observed_fraction": gr.weighted(p["observed_fraction"], areas, 0.0),
             "low_confidence_share": _ratio(
                 gr.sum(declared, visible & (status == "low_confidence")), visible_area, 0.0

@@ -18,6 +18,10 @@ One farmer's decision (:func:`decide_one`) in order:
      failed share, at least ``min_health_cut``; the shares are of the farmer's expected
      revenue at reference health (the money at risk, ``scoring.features``), and the cut is
      never undone by the hysteresis below;
+   - stress seen early (a parcel's health fell sharply against its own curve AND is below its
+     crop's reference, on at least ``features.drop_min_share`` of the revenue: a drought at
+     flowering, before the 3-dekad z confirms it) cuts like confirmed stress, by ``drop_cut``
+     x drop share (at least ``min_health_cut``);
    - stress seen for a single dekad waits (no cut yet) and allows no raise: hysteresis;
    - changes below ``hysteresis_share`` are ignored;
    - no raise once a parcel had a stress episode this season (its worst sustained health z
@@ -88,7 +92,7 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = "policy-2026.3"
+    version: str = "policy-2026.4"
     financing_ratio: float = Field(default=0.8, gt=0, le=1)
     cap_eur: float = Field(default=150_000.0, gt=0)
     capacity_share: float = Field(default=0.9, gt=0, le=1)
@@ -102,6 +106,7 @@ class PolicyConfig(BaseModel):
     stress_cut: float = Field(default=0.30, ge=0, le=1)
     failed_cut: float = Field(default=0.70, ge=0, le=1)
     watch_cut: float = Field(default=0.15, ge=0, le=1)
+    drop_cut: float = Field(default=0.15, ge=0, le=1)
     min_health_cut: float = Field(default=0.10, ge=0, le=1)
     zero_on_overlap: bool = True
     rounding_eur: float = Field(default=10.0, gt=0)
@@ -156,6 +161,8 @@ class LimitInputs:
     watch_share: float = 0.0
     stress_seen_share: float = 0.0
     failed_share: float = 0.0
+    #: share of the expected revenue on parcels whose health dropped sharply (stress seen early)
+    drop_share: float = 0.0
     n_stressed_parcels: int = 0
     stress_pending: bool = False
     all_not_cropland: bool = False
@@ -224,7 +231,7 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
         x.observed_fraction < cfg.min_observed_fraction
         or x.low_confidence_share > cfg.max_low_confidence_share
     )
-    stress = x.watch_share + x.stressed_share + x.failed_share
+    stress = x.watch_share + x.stressed_share + x.failed_share + x.drop_share
     if hard_zero:
         limit = 0.0
         action = "zero"
@@ -257,6 +264,7 @@ def decide_one(x: LimitInputs, cfg: PolicyConfig) -> LimitDecision:
                     cfg.watch_cut * x.watch_share
                     + cfg.stress_cut * x.stressed_share
                     + cfg.failed_cut * x.failed_share
+                    + cfg.drop_cut * x.drop_share
                 )
                 cut = min(max(cut, cfg.min_health_cut), cfg.max_cut_per_stage)
                 stress_limit = prev * (1 - cut)
@@ -347,6 +355,7 @@ def inputs_from_features(
         watch_share=float(row.get("watch_share", 0.0)),
         stress_seen_share=float(row.get("stress_seen_share", 0.0)),
         failed_share=float(row["failed_share"]),
+        drop_share=float(row.get("drop_share", 0.0)),
         n_stressed_parcels=int(row["n_stressed_parcels"]),
         stress_pending=bool(row["stress_pending"]),
         all_not_cropland=bool(row["all_not_cropland"]),
@@ -450,6 +459,12 @@ def decide_batch(
             policy_reasons[0] += (
                 f" ({crop} {abs(float(row['health_worst_z'])):.1f} sd below reference since "
                 f"{row['health_since']})"
+            )
+        elif d.action == "cut" and x.drop_share > 0 and row.get("health_drop_crop"):
+            crop = str(row["health_drop_crop"]).replace("_", " ")
+            policy_reasons[0] += (
+                f" ({crop} health fell {float(row['health_drop_z']):.1f} sd against its own "
+                "curve in the last dekads)"
             )
         flags = list(row["flags"])
         if d.needs_review:

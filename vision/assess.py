@@ -24,7 +24,9 @@ Definitions (one row per parcel, columns of DESIGN.md "Parcel assessment"):
   parcel's pixels had a clear observation (``composite.observed``).
 - Health (:mod:`vision.health`) on NDVI against the reference of the *declared* crop when the
   detection agrees with it or is not confident (< ``min_confidence``), else the detected
-  crop's. ``growth_stage`` is that crop's stage at ``as_of``.
+  crop's. ``growth_stage`` is that crop's stage at ``as_of``. ``health_drop_z``
+  (:func:`vision.health.health_drop`): the parcel's fall against its own earlier z over its
+  last ``DROP_LOOKBACK`` emerged dekads (sd, > 0 = worse now; NaN when too few are judged).
 - Parcels without any pixel (``ParcelPixels.empty``): detected_crop = declared_crop,
   confidence 0, fractions 0, observed_fraction 0, health "unknown", planted area 0 with the
   interval [0, area_ha], so the credit policy holds them for review.
@@ -81,6 +83,7 @@ ASSESSMENT_COLUMNS: tuple[str, ...] = (
     "ndvi_last",
     "health_z",
     "health_season_min_z",
+    "health_drop_z",
     "health_class",
     "health_since",
     "growth_stage",
@@ -100,6 +103,8 @@ CURVE_COLUMNS: tuple[str, ...] = (
 OBSERVED_SHARE = 0.5
 #: Effective pixels per independent sample in the binomial area interval.
 PIXELS_PER_SAMPLE = 4.0
+#: Emerged dekads searched for ``health_drop_z`` (2 recent + a baseline of up to 4, + 2 gaps).
+DROP_LOOKBACK = 8
 
 
 def as_of_index(composite: Composite) -> int:
@@ -238,6 +243,8 @@ def assess_parcels(
     since_idx = hl.health_since(z_series, judged, t_now)
     emerged_all = hl.judged_dekads(valid, ref_mean, t_now, lookback=max(t_now + 1, 1))
     worst_z = np.where(empty, np.nan, hl.season_worst_z(z_series, emerged_all))
+    drop_judged = hl.judged_dekads(valid, ref_mean, t_now, lookback=DROP_LOOKBACK)
+    drop_z = np.where(empty, np.nan, hl.health_drop(z_series, drop_judged))
     since: list[dt.date | None] = [
         composite.dates[i] if i >= 0 and klass[j] != "unknown" else None
         for j, i in enumerate(since_idx)
@@ -263,6 +270,7 @@ def assess_parcels(
         "ndvi_last": ndvi_last,
         "health_z": z.astype(np.float64),
         "health_season_min_z": worst_z.astype(np.float64),
+        "health_drop_z": drop_z.astype(np.float64),
         "health_class": klass,
         "health_since": since,
         "growth_stage": stages,

@@ -17,6 +17,12 @@ Rules (documented thresholds, all keyword arguments):
   or the last NDVI below ``COLLAPSE_RATIO`` (0.5) x reference; unknown when z is NaN.
 - ``health_since``: first dekad of the current run of smoothed z < -1 (the mean of the last
   ``window`` valid z values; gaps without a valid observation do not break the run).
+- ``health_drop``: how far the parcel fell against its *own* earlier curve: the median of up to
+  ``baseline`` (4) judged z values before its last ``recent`` (2) ones minus the mean of those
+  last ``recent`` (sd; > 0 = worse now); NaN with fewer than ``recent`` + 2 judged values. The
+  reference curves' spread is wide, so a parcel going from +0.9 to -0.5 sd still looks like
+  an average field on z alone; its drop shows it. Two recent dekads, so one bad image is not a
+  drop; a median baseline, so one bright dekad (or a spike in the reference) is not either.
 """
 
 from __future__ import annotations
@@ -275,6 +281,41 @@ def season_worst_z(z_series: np.ndarray, judged_all: np.ndarray, *, window: int 
         if z.size:
             smooth = [z[max(0, k - window + 1) : k + 1].mean() for k in range(z.size)]
             out[i] = float(np.min(smooth))
+    return out
+
+
+def health_drop(
+    z_series: np.ndarray, judged: np.ndarray, *, recent: int = 2, baseline: int = 4
+) -> np.ndarray:
+    """Drop of each parcel's z against its own earlier curve (sd; > 0 = worse now).
+
+    ``median(z of up to `baseline` judged dekads before the last `recent`) - mean(z of the
+    last `recent` judged dekads)``: a steady parcel scores ~0 however low it sits, a parcel
+    whose canopy collapsed scores its fall.
+
+    Args:
+        z_series: (n, T) per-dekad z (:func:`zscores`).
+        judged: (n, T) bool, the dekads that count (valid, emerged, <= as_of), e.g.
+            :func:`judged_dekads` with ``lookback`` = recent + baseline + 2.
+        recent: judged dekads making the current level (2: one bad image is no drop).
+        baseline: judged dekads before them whose median is the parcel's earlier level.
+
+    Returns:
+        (n,) float32; NaN with fewer than ``recent`` + 2 judged dekads.
+    """
+    if recent < 1 or baseline < 2:
+        raise ValueError(
+            f"recent={recent}, baseline={baseline}; expected recent >= 1, baseline >= 2"
+        )
+    n = z_series.shape[0]
+    use = judged.astype(bool) & np.isfinite(z_series)
+    out = np.full(n, np.nan, dtype=np.float32)
+    for i in range(n):
+        z = z_series[i, use[i]]
+        if z.size < recent + 2:
+            continue
+        before = z[:-recent][-baseline:]
+        out[i] = float(np.median(before)) - float(z[-recent:].mean())
     return out
 
 

@@ -196,3 +196,35 @@ def test_missing_farmer_and_column_raise(economics) -> None:
             S,
             GrowthStage.SOWING,
         )
+
+
+def test_a_sharp_drop_below_reference_is_stress_seen_early(economics) -> None:
+    """Flowering: a parcel that fell 1.4 sd against its own curve and sits below its crop's
+    reference is stress seen early; a steady low parcel, a drop that stays above the reference
+    and a small dropped parcel on a big farm are not."""
+    fl = GrowthStage.FLOWERING
+
+    def one(z: float, drop: float, farmer: str = "F1", pid: str = "P1", ha: float = 5):
+        return parcel(pid, farmer, "sunflower", ha, health_z=z) | {"health_drop_z": drop}
+
+    f = feats(
+        [
+            one(-0.6, 1.4),
+            one(-0.9, 0.1, "F2"),  # steadily low: no drop
+            one(0.4, 1.4, "F3"),  # fell, but still above its reference
+            one(-0.6, 1.4, "F4", "P4", 0.5),  # 0.5 ha of 30.5: below drop_min_share
+            parcel("P5", "F4", "sunflower", 30),
+        ],
+        economics,
+        stage=fl,
+    )
+    assert f.loc["F1", "drop_share"] == pytest.approx(1.0)
+    assert f.loc["F1", "n_stressed_parcels"] == 1
+    assert f.loc["F1", "health_drop_crop"] == "sunflower"
+    assert f.loc["F1", "health_drop_z"] == pytest.approx(1.4)
+    assert [e["stress_drop"] for e in f.loc["F1", "evidence"]] == [True]
+    assert (f.loc[["F2", "F3", "F4"], "drop_share"] == 0).all()
+    assert (f.loc[["F2", "F3", "F4"], "n_stressed_parcels"] == 0).all()
+    # an assessment without the column (older runs) sees no drop
+    old = feats([parcel("P1", "F1", "sunflower", 5, health_z=-0.6)], economics, stage=fl)
+    assert old.loc["F1", "drop_share"] == 0

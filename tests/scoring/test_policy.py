@@ -197,3 +197,16 @@ def test_config_validation() -> None:
         )
     with pytest.raises(ValueError, match="extra"):
         PolicyConfig(financing_ration=0.8)  # type: ignore[call-arg]
+
+
+def test_stress_seen_early_cuts_at_flowering() -> None:
+    target = limit_single(base(), CFG)
+    x = base(stage=GrowthStage.FLOWERING, previous_limit_eur=target, n_stressed_parcels=1)
+    d = decide_one(dataclasses.replace(x, drop_share=1.0), CFG)
+    assert d.action == "cut"
+    assert d.limit_eur == pytest.approx(target * (1 - CFG.drop_cut), abs=10)
+    assert "crop stress on 1 parcel" in d.reasons[0]
+    small = decide_one(dataclasses.replace(x, drop_share=0.2), CFG)
+    assert small.limit_eur == pytest.approx(target * (1 - CFG.min_health_cut), abs=10)
+    assert decide_one(x, CFG).action == "keep"  # no drop: nothing to cut
+    assert PolicyConfig().version == "policy-2026.4"

@@ -114,6 +114,9 @@ def test_columns_and_values(scene) -> None:  # type: ignore[no-untyped-def]
     assert c.detected_crop == "sunflower" and c.confidence == 0.0
     assert c.observed_fraction == 0.0 and c.health_class == "unknown" and np.isnan(c.health_z)
     assert c.planted_area_lo_ha == 0.0 and c.planted_area_hi_ha == pytest.approx(c.area_ha)
+    # A follows its reference: no drop (B's clipped NDVI drifts in z: only known)
+    assert abs(a.health_drop_z) < 0.1 and np.isfinite(b.health_drop_z)
+    assert np.isnan(c.health_drop_z)
 
     cur_a = curve[curve["parcel_id"] == "A"].reset_index(drop=True)
     assert cur_a["dekad"].iloc[0] == SEASON.dekads()[0]
@@ -138,3 +141,28 @@ def test_proba_shape_checked(scene) -> None:  # type: ignore[no-untyped-def]
     parcels, comp, proba, curves = scene
     with pytest.raises(ValueError, match="proba"):
         assess_parcels(parcels, comp, proba[:, :10], reference_curves=curves)
+
+
+def test_health_drop_of_a_collapsing_parcel(scene) -> None:  # type: ignore[no-untyped-def]
+    """Parcel A at +1 sd until two dekads ago, then at -0.6 sd: a drop of ~1.6 sd, while its
+    3-dekad z (about -0.1) still looks like an average field."""
+    parcels, comp, proba, curves = scene
+    t_now = SEASON.dekad_index(AS_OF)
+    ref, sd = reference_arrays(curves, ["maize"], ["poitou-nord"])
+    sd_f = np.maximum(sd[0], 0.05)
+    ndvi = np.clip(ref[0] + 1.0 * sd_f, 0.05, 0.95)
+    ndvi[t_now - 1 : t_now + 1] = ref[0][t_now - 1 : t_now + 1] - 0.6 * sd_f[t_now - 1 : t_now + 1]
+    data = comp.data.copy()
+    data[: t_now + 1, :, 0:12, :] = _reflectance(ndvi)[: t_now + 1, :, None, None]
+    dropped = Composite(
+        data=data,
+        observed=comp.observed,
+        dates=comp.dates,
+        transform=comp.transform,
+        crs=comp.crs,
+        as_of=comp.as_of,
+    )
+    table, _ = assess_parcels(parcels, dropped, proba, reference_curves=curves)
+    a = table.iloc[0]
+    assert a.health_drop_z == pytest.approx(1.6, abs=0.1)
+    assert a.health_z > -0.5  # z alone does not show it yet

@@ -11,6 +11,7 @@ from geo.types import STAGES, GrowthStage
 from vision.health import (
     growth_stage_of,
     health_class,
+    health_drop,
     health_since,
     health_zscore,
     judged_dekads,
@@ -124,3 +125,36 @@ def test_reference_curves_errors(tmp_path) -> None:  # type: ignore[no-untyped-d
     pd.DataFrame({"crop": ["maize"], "region": ["*"], "dekad": [0]}).to_csv(bad, index=False)
     with pytest.raises(TableError, match="missing columns"):
         load_reference_curves(bad)
+
+
+def test_health_drop_sees_a_collapse_not_a_steady_low_parcel() -> None:
+    t_now = 20
+    valid = np.ones((4, T), bool)
+    valid[:, t_now + 1 :] = False
+    steady = REF.copy()
+    drought = REF + 0.09  # +0.9 sd ...
+    drought[t_now - 1 : t_now + 1] = REF[t_now - 1 : t_now + 1] - 0.06  # ... to -0.6 sd
+    low = REF - 0.15  # 1.5 sd below reference all along: low, but no drop
+    blip = REF.copy()
+    blip[t_now - 5] = REF[t_now - 5] + 0.3  # one bright dekad in the baseline
+    obs = np.stack([steady, drought, low, blip]).astype(np.float32)
+    ref = np.tile(REF, (4, 1))
+    z = zscores(obs, ref, np.tile(SD, (4, 1)))
+    judged = judged_dekads(valid, ref, t_now, lookback=8)
+    drop = health_drop(z, judged)
+    assert drop[0] == pytest.approx(0.0, abs=1e-5)
+    assert drop[1] == pytest.approx(1.5, abs=1e-4)
+    assert drop[2] == pytest.approx(0.0, abs=1e-5)
+    assert drop[3] == pytest.approx(0.0, abs=1e-5)  # the median ignores the bright dekad
+
+
+def test_health_drop_unknown_without_enough_judged_dekads() -> None:
+    valid = np.zeros((2, T), bool)
+    valid[0, 12:15] = True  # 3 judged dekads: 2 recent + 1 baseline -> unknown
+    valid[1, 12:16] = True  # 4: enough
+    obs = np.tile(REF, (2, 1))
+    z = zscores(obs, np.tile(REF, (2, 1)), np.tile(SD, (2, 1)))
+    drop = health_drop(z, judged_dekads(valid, np.tile(REF, (2, 1)), 15, lookback=8))
+    assert np.isnan(drop[0]) and drop[1] == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="baseline"):
+        health_drop(z, valid, baseline=1)
