@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from geo.types import STAGES, GrowthStage
 
@@ -57,6 +57,14 @@ class SeasonParams(_Params):
     # ``sentinelhub`` to this at the start of each flow (default: leave the server's as is)
     sentinelhub_concurrency: int | None = Field(None, ge=1)
 
+    @field_serializer("ledger_url", when_used="json")
+    def _masked_url(self, url: str | None) -> str | None:
+        """A JSON copy (Prefect's stored flow-run parameters, run.json) masks the password;
+        the live attribute keeps it."""
+        from sqlalchemy.engine import make_url
+
+        return None if url is None else make_url(url).render_as_string(hide_password=True)
+
     @field_validator("stages")
     @classmethod
     def _ordered(cls, v: tuple[GrowthStage, ...]) -> tuple[GrowthStage, ...]:
@@ -66,7 +74,17 @@ class SeasonParams(_Params):
         return v
 
     def ledger(self) -> str:
-        return self.ledger_url or f"sqlite:///{(self.out / 'ledger.sqlite').resolve()}"
+        """The ledger's SQLAlchemy URL. A masked password (``***``, as stored with a scheduled
+        run's parameters) is left out, so the driver takes it from its own place
+        (``PGPASSWORD`` or ``~/.pgpass`` for PostgreSQL)."""
+        if not self.ledger_url:
+            return f"sqlite:///{(self.out / 'ledger.sqlite').resolve()}"
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.ledger_url)
+        if url.password == "***":
+            return url._replace(password=None).render_as_string(hide_password=False)
+        return self.ledger_url
 
     def parcels_path(self) -> Path:
         return self.parcels or self.imagery.archive / "parcels.parquet"

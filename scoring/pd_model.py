@@ -264,6 +264,15 @@ def validate_loans(df: pd.DataFrame, source: str) -> pd.DataFrame:
             raise TableError(
                 f"{source}: column {col} row {i + 1} is empty; fill it in or drop the row"
             )
+        infinite = ~np.isfinite(values.to_numpy(dtype=float))
+        if infinite.any():
+            i = int(np.flatnonzero(infinite)[0])
+            raw = out[col].iloc[i]
+            shown = repr(raw) if isinstance(raw, str) else str(raw)
+            raise TableError(
+                f"{source}: column {col} row {i + 1} is {shown}, not a finite number; "
+                "replace it with a finite value or drop the row"
+            )
         out[col] = values.astype(float)
     for col, (lo, hi) in FEATURE_RANGES.items():
         v = out[col].to_numpy()

@@ -315,8 +315,6 @@ def random_economics(ctx: Context) -> str:
     "random loan files (hypothesis)",
     "dropped columns, bad cells (NaN, inf, negative, text, decimal comma), dropped or repeated "
     "rows, empty file: accepted with finite numbers, or TableError naming the file",
-    known_issue="scoring/pd_model.py validate_loans accepts 'inf' / '1e400' in a feature column "
-    "(e.g. health_z): reject non-finite values naming column and row",
 )
 def random_loans(ctx: Context) -> str:
     seen = check_random_loans(ctx.tmp)

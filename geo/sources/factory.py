@@ -58,6 +58,10 @@ class GeneratedSource:
     def read(self, ref: SceneRef, bounds: Bounds, resolution: float = 10.0) -> SceneData:
         return self._local.read(ref, bounds, resolution)
 
+    def footprint(self) -> Bounds | None:
+        """The generated archive's footprint (see ``LocalArchiveSource.footprint``)."""
+        return self._local.footprint()
+
 
 def open_source(params: _SourceParams) -> TileSource:
     """The source named by ``params.source``.
