@@ -141,6 +141,8 @@ def season(
         "out/demo/archive"
     ),
     catalog_url: Annotated[str | None, typer.Option(help="STAC API URL.")] = None,
+    sh_base_url: Annotated[str | None, typer.Option(help="Sentinel Hub base URL.")] = None,
+    sh_profile: Annotated[str | None, typer.Option(help="sentinelhub config profile.")] = None,
     season_year: Annotated[int, typer.Option("--season", help="Season year.")] = 2026,
     stage: Annotated[
         list[GrowthStage] | None, typer.Option(help="Only these stages (repeatable).")
@@ -181,7 +183,13 @@ def season(
         "season": season_year,
         "parcels": parcels,
         "farmers": farmers,
-        "imagery": {"source": source, "archive": archive, "catalog_url": catalog_url},
+        "imagery": {
+            "source": source,
+            "archive": archive,
+            "catalog_url": catalog_url,
+            "sh_base_url": sh_base_url,
+            "sh_profile": sh_profile,
+        },
         "ledger_url": ledger_url,
         "run_id": run_id,
         "out": out,
@@ -293,20 +301,102 @@ def acquire(
     console.print(summary)
 
 
+def _labelled_scene(labels: Path, imagery: Path, season_year: int) -> object:
+    """Composite of a local archive over labelled parcels (crop = ``declared_crop``) as a
+    :class:`vision.train.LabelledScene`: pixels outside every parcel are unlabelled."""
+    import numpy as np
+
+    from flows.settings import SourceParams
+    from flows.tasks import acquire_composite, parcels_bounds
+    from geo.parcels import read_parcels
+    from geo.sources.factory import open_source
+    from geo.types import CROP_INDEX, Season
+    from geo.zonal import rasterize_parcels
+    from vision.train import IGNORE_INDEX, LabelledScene
+
+    season = Season(season_year)
+    parcels = read_parcels(labels).parcels
+    source = open_source(SourceParams(source="local", archive=imagery))
+    comp = acquire_composite.fn(
+        source, parcels_bounds(parcels), season, season.end, imagery / "cache"
+    )
+    codes = np.array([CROP_INDEX[str(c)] + 1 for c in parcels["declared_crop"]])
+    burnt = rasterize_parcels(parcels, comp.transform, comp.data.shape[2:], codes, fill=0)
+    target = np.where(burnt > 0, burnt - 1, IGNORE_INDEX).astype(np.int64)
+    return LabelledScene(comp.data, comp.observed, target, season)
+
+
 @app.command("train-segmenter")
 def train_segmenter(
-    out: Annotated[Path, typer.Option(help="Where to write the weights.")] = Path(
-        "data/models/segmenter.pt"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the weights [default: data/models/segmenter.pt, or "
+            "out/segmenter_finetuned.pt when fine-tuning]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    samples: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune on labelled parcel series (WorldCereal long layout: sample_id, "
+            "timestamp, S2-L2A-B02..B12, ewoc_code)."
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Fine-tune on labelled parcels (parcel file; crop = declared_crop)."),
+    ] = None,
+    imagery: Annotated[
+        Path | None,
+        typer.Option(help="Local archive (<root>/scenes/*.tif) over the --labels parcels."),
+    ] = None,
+    season_year: Annotated[
+        int, typer.Option("--season", help="Season of the --imagery (1 Nov - 31 Oct).")
+    ] = 2026,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Weights to fine-tune [default: the shipped ones]; when training, warm-start "
+            "from them."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs.")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Train the crop-type U-Net on generated scenes (CPU) and write its weights."""
-    from vision.train import train_and_save
+    """Train the crop-type U-Net (generated scenes + real France parcels, CPU), or fine-tune
+    it on a lender's labelled parcels (--samples, or --labels with --imagery)."""
+    import shlex
+    import sys
+
+    from vision.train import FinetuneConfig, finetune_and_save, train_and_save
 
     _setup_logging(verbose)
-    metrics = train_and_save(out, seed=seed)
-    console.print(metrics)
+    if (labels is None) != (imagery is None):
+        raise _fail("--labels and --imagery go together: the parcels and their imagery")
+    if samples is None and labels is None:
+        if epochs is not None:
+            raise _fail("--epochs is for fine-tuning: add --samples or --labels")
+        weights = out or Path("data/models/segmenter.pt")
+        if init is not None:  # training continues from --init
+            console.print(train_and_save(weights, seed=seed, init=init))
+        else:
+            console.print(train_and_save(weights, seed=seed))
+        return
+    try:
+        scenes = [_labelled_scene(labels, imagery, season_year)] if labels and imagery else []
+        cfg = FinetuneConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
+        result = finetune_and_save(
+            out or Path("out/segmenter_finetuned.pt"),
+            init=init,
+            samples=samples,
+            scenes=scenes,  # type: ignore[arg-type]
+            cfg=cfg,
+            command=shlex.join(["cropcredit", *sys.argv[1:]]),
+        )
+    except (CropCreditError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(result)
 
 
 @app.command("train-pd")

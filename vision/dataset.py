@@ -30,6 +30,7 @@ import numpy as np
 
 from geo.types import CROP_INDEX, Season
 from vision.model import model_input
+from vision.realdata import SeriesBank, lay_series, smooth_field, to_monthly
 
 if TYPE_CHECKING:
     from geo.synth.region import SynthConfig
@@ -202,11 +203,18 @@ def patches(
     batch: int,
     rng: np.random.Generator,
     validity: bool = True,
+    bank: SeriesBank | None = None,
+    p_real: float = 0.9,
+    monthly_share: float = 0.5,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless random training batches.
 
     Each item: a region, a random as_of (:func:`sample_as_of`), a random ``patch`` x ``patch``
-    crop, a random flip / 90-degree rotation.
+    crop, a random flip / 90-degree rotation. With a ``bank`` of real series, the fields of
+    each crop get real series of their class first (:func:`vision.realdata.lay_series`, with
+    probability ``p_real`` per field), and a share ``monthly_share`` of the crops is then
+    turned into a monthly extraction (:func:`vision.realdata.to_monthly`, every pixel) so the
+    model also reads monthly series.
 
     Yields:
         (x, y): x (batch, in_channels, patch, patch) float32 from :func:`model_input`,
@@ -222,11 +230,17 @@ def patches(
             x0 = int(rng.integers(0, w - p + 1))
             a = sample_as_of(rng, reg.season)
             win = (slice(y0, y0 + p), slice(x0, x0 + p))
-            comp = truncate_season(
-                reg.data[:, :, win[0], win[1]], reg.observed[:, win[0], win[1]], a
-            )
-            x = model_input(comp, validity=validity)
+            data = reg.data[:, :, win[0], win[1]]
+            observed = reg.observed[:, win[0], win[1]]
             y = reg.labels[win].astype(np.int64)
+            if bank is not None:
+                data = data.astype(np.float32)  # a copy: lay_series writes in place
+                observed = observed.copy()
+                lay_series(data, observed, y, reg.parcel_index[win], bank, rng, p_real=p_real)
+                if rng.random() < monthly_share:
+                    data, observed = to_monthly(data, observed)
+            comp = truncate_season(data, observed, a)
+            x = model_input(comp, validity=validity)
             k = int(rng.integers(4))
             x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
             if rng.random() < 0.5:
@@ -234,3 +248,85 @@ def patches(
             xs.append(np.ascontiguousarray(x))
             ys.append(np.ascontiguousarray(y))
         yield np.stack(xs), np.stack(ys)
+
+
+def class_weights(bank: SeriesBank, power: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Classes of ``bank.by_class`` and their sampling probabilities (count ** ``power``).
+
+    ``power`` 1 samples series as they come (France: ~40 % grassland), 0 every class alike;
+    0.5 sits between, so rare classes are seen more often without repeating a handful of
+    series to death.
+    """
+    classes = np.array(sorted(bank.by_class), dtype=np.int64)
+    counts = np.array([len(bank.by_class[int(c)]) for c in classes], dtype=np.float64)
+    prob = counts**power
+    return classes, prob / prob.sum()
+
+
+def uniform_images(
+    bank: SeriesBank,
+    *,
+    side: int,
+    batch: int,
+    rng: np.random.Generator,
+    season: Season,
+    validity: bool = True,
+    monthly_share: float = 0.5,
+    class_power: float = 0.5,
+    pixel_noise: float = 0.03,
+    field_sd: float = 0.05,
+    max_shift: int = 1,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless batches of "uniform images": each a ``side`` x ``side`` patch whose pixels all
+    share one real series, as :mod:`vision.classify` presents a parcel to the segmenter.
+
+    Per image: a class drawn by :func:`class_weights` (``class_power``), a series of that
+    class, its monthly form with probability ``monthly_share``, a shift of up to
+    ``max_shift`` dekads (seasons differ a little between years and regions), a smooth
+    within-field gain (:func:`vision.realdata.smooth_field`, sd ``field_sd``) and per-pixel,
+    per-dekad noise (sd ``pixel_noise``), then a random as_of (:func:`sample_as_of`).
+
+    Yields:
+        (x, y): x (batch, in_channels, side, side) float32 from :func:`model_input`, y (batch,
+        side, side) int64 class index (the whole image is the series' class).
+
+    Raises:
+        ValueError: the bank has no class with enough series.
+    """
+    if not bank.by_class:
+        raise ValueError("the series bank has no class with enough series to sample")
+    classes, prob = class_weights(bank, class_power)
+    while True:
+        xs, ys = [], []
+        for _ in range(batch):
+            c = int(classes[rng.choice(len(classes), p=prob)])
+            members = bank.by_class[c]
+            i = int(members[int(rng.integers(len(members)))])
+            if rng.random() < monthly_share:
+                series, obs = bank.monthly_data[i], bank.monthly_observed[i]
+            else:
+                series, obs = bank.data[i], bank.observed[i]
+            shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift else 0
+            if shift:
+                series, obs = _shift(series, obs, shift)
+            t, nb = series.shape
+            gain = smooth_field(rng, (side, side), int(rng.integers(4, 16)), field_sd)
+            band = 1.0 + rng.normal(0.0, field_sd / 3, size=(1, nb, 1, 1)).astype(np.float32)
+            noise = 1.0 + rng.normal(0.0, pixel_noise, size=(t, nb, side, side))
+            cube = series[:, :, None, None] * gain[None, None] * band * noise.astype(np.float32)
+            observed = np.broadcast_to(obs[:, None, None], (t, side, side))
+            comp = truncate_season(cube, observed, sample_as_of(rng, season))
+            xs.append(model_input(comp, validity=validity))
+            ys.append(np.full((side, side), c, dtype=np.int64))
+        yield np.stack(xs), np.stack(ys)
+
+
+def _shift(series: np.ndarray, observed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, C) series and (T,) observed moved ``k`` dekads later (earlier if < 0), NaN-padded."""
+    out = np.full_like(series, np.nan)
+    obs = np.zeros_like(observed)
+    if k > 0:
+        out[k:], obs[k:] = series[:-k], observed[:-k]
+    else:
+        out[:k], obs[:k] = series[-k:], observed[-k:]
+    return out, obs

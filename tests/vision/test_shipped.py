@@ -11,7 +11,8 @@ from vision.model import DEFAULT_WEIGHTS, load_segmenter, model_input
 
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights")
 
-#: The shipped model scored 0.96-0.99 pixel accuracy at harvest on seeds 4242-4244 (96 px);
+#: The shipped model scored 0.92 pixel accuracy at harvest on seed 4242 (96 px; trained on
+#: generated scenes mixed with real France series, generated-only weights scored 0.99);
 #: the margin allows for retraining and generator changes (see data/models/SEGMENTER_CARD.md).
 MIN_PIXEL_ACCURACY = 0.90
 

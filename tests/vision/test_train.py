@@ -47,6 +47,7 @@ def test_tiny_training_run_reduces_loss(tmp_path_factory: pytest.TempPathFactory
         model=TINY,
         cache_dir=cache,
         card=False,
+        real_samples=None,
     )
     seg = load_segmenter(out)
     hist = seg.meta["loss_history"]
@@ -69,3 +70,25 @@ def test_fit_temperature_recovers_scale() -> None:
     labels = torch.distributions.Categorical(logits=true).sample()
     t = fit_temperature(true * 3.0, labels)  # over-confident logits by x3
     assert t == pytest.approx(3.0, rel=0.15)
+
+
+def test_finetune_on_labelled_scene(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pixels outside labelled parcels are ignored; a fine-tune on a scene runs and learns."""
+    import torch
+
+    from vision.model import Segmenter, build_model
+    from vision.train import IGNORE_INDEX, FinetuneConfig, LabelledScene, finetune, labelled_patches
+
+    reg = build_region(12_345, 32, cache_dir=tmp_path_factory.mktemp("regions"))
+    labels = np.where(reg.parcel_index >= 0, reg.labels.astype(np.int64), IGNORE_INDEX)
+    scene = LabelledScene(reg.data.astype(np.float32), reg.observed, labels, reg.season)
+    x, y = next(labelled_patches([scene], patch=24, batch=3, rng=np.random.default_rng(0)))
+    assert x.shape == (3, TINY.in_channels, 24, 24) and y.shape == (3, 24, 24)
+    assert set(np.unique(y)) <= set(np.unique(labels)) and (y != IGNORE_INDEX).any()
+    torch.manual_seed(0)
+    seg = Segmenter(model=build_model(TINY).eval(), cfg=TINY)
+    cfg = FinetuneConfig(epochs=3, lr=1e-3, patch=32, scene_batch=2, threads=1)
+    res = finetune(seg, scenes=[scene], cfg=cfg, progress=False)
+    hist = res.meta["finetune"]["loss_history"]
+    assert hist[-1] < hist[0], hist
+    assert sum(res.meta["finetune"]["data"]["scene_pixels"].values()) == (labels >= 0).sum()
