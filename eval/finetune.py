@@ -6,7 +6,7 @@ The shipped segmenter never saw Belgium (THE SPLIT CONTRACT, :mod:`vision.realda
 2021 (monthly series, ``ignore`` dropped) is split in two halves of whole 10 km blocks
 (:func:`geo.samples.split_by_block`, ``{"tune": 0.5, "test": 0.5}``, seed 0): the model is
 scored on the ``test`` half as shipped, then fine-tuned on the ``tune`` half
-(:func:`vision.train.finetune`, uniform images of the series as :mod:`vision.classify` sees
+(:func:`vision.finetune.finetune`, uniform images of the series as :mod:`vision.classify` sees
 them, a few epochs at a low learning rate) and scored again on the same ``test`` half.
 
 Printed: overall accuracy (OA) and macro-F1 (classes present in the truth, and classes with
@@ -40,13 +40,14 @@ def evaluate(weights: Path | None = None) -> dict[str, Any]:
     """Scores on the Belgian ``test`` half before and after fine-tuning on the ``tune`` half.
 
     Returns:
-        {"version", "n_tune", "n_test", "before", "after" (:func:`vision.train.series_metrics`),
+        {"version", "n_tune", "n_test", "before", "after" (:func:`vision.metrics.series_metrics`),
         "loss_before", "loss_after" (NLL on the tune half), "finetune_seconds"}.
     """
     from geo.samples import split_by_block
+    from vision.finetune import FinetuneConfig, finetune, series_loss
+    from vision.metrics import series_metrics
     from vision.model import load_segmenter
     from vision.realdata import belgium_samples
-    from vision.train import FinetuneConfig, finetune, series_loss, series_metrics
 
     seg = load_segmenter(weights)
     belgium = belgium_samples()

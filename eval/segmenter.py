@@ -4,7 +4,7 @@
 
 Generates fresh regions (``geo.synth`` seeds 40000+, used by no training, calibration or test
 set), composites each over the season (``geo.composite.composite_dekads``) and evaluates the
-shipped model with composites up to each stage date (:func:`vision.train.evaluate_segmenter`):
+shipped model with composites up to each stage date (:func:`vision.metrics.evaluate_segmenter`):
 pixel accuracy, mIoU, ECE, parcel accuracy, parcel ECE. Regions are cached in
 ``out/cache/segmenter``.
 """
@@ -24,8 +24,9 @@ def evaluate(
 ) -> dict[str, dict[str, object]]:
     """Metrics by stage of the segmenter at ``weights`` (default: the shipped one)."""
     from geo.types import Season
+    from vision.metrics import evaluate_segmenter
     from vision.model import load_segmenter
-    from vision.train import DEFAULT_CACHE, evaluate_segmenter, load_regions
+    from vision.train import DEFAULT_CACHE, load_regions
 
     seg = load_segmenter(weights)
     seeds = [EVAL_SEEDS + i for i in range(n_regions)]

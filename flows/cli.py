@@ -303,7 +303,7 @@ def acquire(
 
 def _labelled_scene(labels: Path, imagery: Path, season_year: int) -> object:
     """Composite of a local archive over labelled parcels (crop = ``declared_crop``) as a
-    :class:`vision.train.LabelledScene`: pixels outside every parcel are unlabelled."""
+    :class:`vision.finetune.LabelledScene`: pixels outside every parcel are unlabelled."""
     import numpy as np
 
     from flows.settings import SourceParams
@@ -312,7 +312,8 @@ def _labelled_scene(labels: Path, imagery: Path, season_year: int) -> object:
     from geo.sources.factory import open_source
     from geo.types import CROP_INDEX, Season
     from geo.zonal import rasterize_parcels
-    from vision.train import IGNORE_INDEX, LabelledScene
+    from vision.finetune import LabelledScene
+    from vision.optimise import IGNORE_INDEX
 
     season = Season(season_year)
     parcels = read_parcels(labels).parcels
@@ -369,7 +370,8 @@ def train_segmenter(
     import shlex
     import sys
 
-    from vision.train import FinetuneConfig, finetune_and_save, train_and_save
+    from vision.finetune import FinetuneConfig, finetune_and_save
+    from vision.train import train_and_save
 
     _setup_logging(verbose)
     if (labels is None) != (imagery is None):

@@ -25,6 +25,7 @@ from vision.health import (
     load_reference_curves,
 )
 from vision.infer import predict_proba
+from vision.metrics import evaluate_segmenter
 from vision.model import (
     Segmenter,
     SegmenterConfig,
@@ -33,7 +34,7 @@ from vision.model import (
     model_input,
     save_segmenter,
 )
-from vision.train import TrainConfig, evaluate_segmenter, train_and_save, train_segmenter
+from vision.train import TrainConfig, train_and_save, train_segmenter
 
 __all__ = [
     "Segmenter",

@@ -200,7 +200,7 @@ def test_training_with_real_series_runs(tmp_path_factory: pytest.TempPathFactory
 def test_finetune_on_samples_lowers_their_loss(series: SampleSeries) -> None:
     import torch
 
-    from vision.train import FinetuneConfig, finetune, series_loss
+    from vision.finetune import FinetuneConfig, finetune, series_loss
 
     torch.manual_seed(0)
     seg = Segmenter(model=build_model(TINY).eval(), cfg=TINY)

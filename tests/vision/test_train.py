@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vision.calibration import fit_temperature
 from vision.dataset import build_region, patches, stage_indices, truncate_season
 from vision.model import SegmenterConfig, load_segmenter
-from vision.train import TrainConfig, fit_temperature, train_and_save
+from vision.train import TrainConfig, train_and_save
 
 TINY = SegmenterConfig(stem_channels=8, decoder_channels=(16, 8, 8))
 
@@ -76,8 +77,9 @@ def test_finetune_on_labelled_scene(tmp_path_factory: pytest.TempPathFactory) ->
     """Pixels outside labelled parcels are ignored; a fine-tune on a scene runs and learns."""
     import torch
 
+    from vision.finetune import FinetuneConfig, LabelledScene, finetune, labelled_patches
     from vision.model import Segmenter, build_model
-    from vision.train import IGNORE_INDEX, FinetuneConfig, LabelledScene, finetune, labelled_patches
+    from vision.optimise import IGNORE_INDEX
 
     reg = build_region(12_345, 32, cache_dir=tmp_path_factory.mktemp("regions"))
     labels = np.where(reg.parcel_index >= 0, reg.labels.astype(np.int64), IGNORE_INDEX)
