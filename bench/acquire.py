@@ -6,7 +6,7 @@ The archive is the demo-sized generated season (``geo.synth.SynthConfig()``: 480
 320 farmers, a scene every 5 days), the one ``make demo`` writes; it is generated when
 ``<archive>/scenes`` is absent, and any other archive in the layout of
 :mod:`geo.sources.base` (with a ``parcels.parquet``) is measured as it is. The window is what
-``cropcredit acquire`` reads: the parcels' bounds (``flows.tasks.parcels_bounds``) over every
+``cropcredit acquire`` reads: the parcels' bounds (``geo.parcels.parcels_bounds``) over every
 scene of the season. Timed paths, each over the same scenes, window and 11 bands (10 L2A
 bands + SCL):
 
@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import rasterio
 from rasterio.windows import Window, from_bounds
 
 from geo.composite import composite_dekads
+from geo.parcels import parcels_bounds
 from geo.sources.base import SCENE_BANDS, Bounds, Grid
 from geo.sources.local import LocalArchiveSource
 from geo.synth import SynthConfig, write_archive
@@ -60,20 +60,6 @@ class Timing:
 
     wall_s: float
     cpu_s: float
-
-
-def parcels_bounds(parcels: gpd.GeoDataFrame, margin_m: float = 30.0) -> Bounds:
-    """The window ``cropcredit acquire`` reads (``flows.tasks.parcels_bounds``; geo must not
-    import flows, so bench keeps its own copy of the three lines)."""
-    left, bottom, right, top = parcels.total_bounds
-    snap = 10.0
-    return Bounds(
-        float(np.floor((left - margin_m) / snap) * snap),
-        float(np.floor((bottom - margin_m) / snap) * snap),
-        float(np.ceil((right + margin_m) / snap) * snap),
-        float(np.ceil((top + margin_m) / snap) * snap),
-        crs=str(parcels.crs.to_string()),
-    )
 
 
 def _box(b: Bounds) -> tuple[float, float, float, float]:

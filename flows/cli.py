@@ -307,8 +307,8 @@ def _labelled_scene(labels: Path, imagery: Path, season_year: int) -> object:
     import numpy as np
 
     from flows.settings import SourceParams
-    from flows.tasks import acquire_composite, parcels_bounds
-    from geo.parcels import read_parcels
+    from flows.tasks import acquire_composite
+    from geo.parcels import parcels_bounds, read_parcels
     from geo.sources.factory import open_source
     from geo.types import CROP_INDEX, Season
     from geo.zonal import rasterize_parcels

@@ -21,6 +21,7 @@ from flows.settings import SeasonParams
 from flows.versions import public_params, run_manifest
 from geo.calendar import stage_dates
 from geo.composite import Composite
+from geo.parcels import parcels_bounds
 from geo.types import GrowthStage, Season
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, obj
     season_ = Season(params.season)
     as_of = min(max(as_of or dt.date.today(), season_.start), season_.end)
     board = _board(params)
-    bounds = tasks.parcels_bounds(board.parcels)
+    bounds = parcels_bounds(board.parcels)
     cache = params.imagery.cache_dir or params.out / "cache"
     with tasks.imagery_tags(params.imagery):  # as _composites, keeping the source for its units
         source = tasks.prepare_source(params.imagery)
@@ -111,7 +112,7 @@ def _stage_dates(
 def _composites(
     params: SeasonParams, board: tasks.Onboarded, as_of_by_region: dict[str, dt.date]
 ) -> dict[dt.date, Composite]:
-    bounds = tasks.parcels_bounds(board.parcels)
+    bounds = parcels_bounds(board.parcels)
     cache = params.imagery.cache_dir or params.out / "cache"
     season = Season(params.season)
     with tasks.imagery_tags(params.imagery):  # Sentinel Hub calls: throttled by tag

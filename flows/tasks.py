@@ -168,19 +168,6 @@ def load_parcels(
     return Onboarded(parcels, parcel_set.rejects, overlaps, farmers)
 
 
-def parcels_bounds(parcels: gpd.GeoDataFrame, margin_m: float = 30.0) -> Bounds:
-    """Bounds of the parcels, widened by ``margin_m`` and snapped outward to the 10 m grid."""
-    left, bottom, right, top = parcels.total_bounds
-    snap = 10.0
-    return Bounds(
-        float(np.floor((left - margin_m) / snap) * snap),
-        float(np.floor((bottom - margin_m) / snap) * snap),
-        float(np.ceil((right + margin_m) / snap) * snap),
-        float(np.ceil((top + margin_m) / snap) * snap),
-        crs=str(parcels.crs.to_string()),
-    )
-
-
 @task(name="acquire-composite", cache_policy=NO_CACHE)
 def acquire_composite(
     source: TileSource, bounds: Bounds, season: Season, as_of: dt.date, cache_dir: Path

@@ -43,6 +43,7 @@ from geo.sources.base import Bounds
 from geo.types import CROPS, check_crop
 
 __all__ = [
+    "parcels_bounds",
     "MAX_PARCEL_HA",
     "PARCEL_COLUMNS",
     "REJECT_COLUMNS",
@@ -760,3 +761,17 @@ def find_overlaps(parcels: gpd.GeoDataFrame, *, min_share: float = 0.05) -> pd.D
     if len(out):
         log.info("%d overlapping pairs of different farmers' parcels", len(out) // 2)
     return out
+
+
+def parcels_bounds(parcels: gpd.GeoDataFrame, margin_m: float = 30.0) -> Bounds:
+    """Bounds of the parcels, widened by ``margin_m`` and snapped outward to the 10 m grid:
+    the window the flows read imagery for."""
+    left, bottom, right, top = parcels.total_bounds
+    snap = 10.0
+    return Bounds(
+        float(np.floor((left - margin_m) / snap) * snap),
+        float(np.floor((bottom - margin_m) / snap) * snap),
+        float(np.ceil((right + margin_m) / snap) * snap),
+        float(np.ceil((top + margin_m) / snap) * snap),
+        crs=str(parcels.crs.to_string()),
+    )
