@@ -196,6 +196,18 @@ def sample_as_of(rng: np.random.Generator, season: Season) -> int:
     return int(rng.integers(9, 36))
 
 
+def augment(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random quarter-turn and horizontal flip of input ``x`` (C, H, W) and labels ``y``
+    (H, W) together, contiguous."""
+    k = int(rng.integers(4))
+    x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
+    if rng.random() < 0.5:
+        x, y = x[:, :, ::-1], y[:, ::-1]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
 def patches(
     regions: Sequence[RegionData],
     *,
@@ -241,12 +253,9 @@ def patches(
                     data, observed = to_monthly(data, observed)
             comp = truncate_season(data, observed, a)
             x = model_input(comp, validity=validity)
-            k = int(rng.integers(4))
-            x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
-            if rng.random() < 0.5:
-                x, y = x[:, :, ::-1], y[:, ::-1]
-            xs.append(np.ascontiguousarray(x))
-            ys.append(np.ascontiguousarray(y))
+            x, y = augment(x, y, rng)
+            xs.append(x)
+            ys.append(y)
         yield np.stack(xs), np.stack(ys)
 
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from geo.samples import SampleSeries
 from geo.types import CROPS, Season
 from vision.card import write_finetune_card
-from vision.dataset import sample_as_of, truncate_season, uniform_images
+from vision.dataset import augment, sample_as_of, truncate_season, uniform_images
 from vision.model import Segmenter, model_input, save_segmenter
 from vision.optimise import IGNORE_INDEX, Batch, _optimise, _seed_everything
 from vision.realdata import series_bank
@@ -114,12 +114,9 @@ def labelled_patches(
             )
             x = model_input(comp, validity=validity)
             y = sc.labels[win].astype(np.int64)
-            k = int(rng.integers(4))
-            x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
-            if rng.random() < 0.5:
-                x, y = x[:, :, ::-1], y[:, ::-1]
-            xs.append(np.ascontiguousarray(x))
-            ys.append(np.ascontiguousarray(y))
+            x, y = augment(x, y, rng)
+            xs.append(x)
+            ys.append(y)
         yield np.stack(xs), np.stack(ys)
 
 
