@@ -285,6 +285,7 @@ def uniform_images(
     pixel_noise: float = 0.03,
     field_sd: float = 0.05,
     max_shift: int = 1,
+    full_season_share: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless batches of "uniform images": each a ``side`` x ``side`` patch whose pixels all
     share one real series, as :mod:`vision.classify` presents a parcel to the segmenter.
@@ -293,7 +294,9 @@ def uniform_images(
     class, its monthly form with probability ``monthly_share``, a shift of up to
     ``max_shift`` dekads (seasons differ a little between years and regions), a smooth
     within-field gain (:func:`vision.realdata.smooth_field`, sd ``field_sd``) and per-pixel,
-    per-dekad noise (sd ``pixel_noise``), then a random as_of (:func:`sample_as_of`).
+    per-dekad noise (sd ``pixel_noise``), then the whole season with probability
+    ``full_season_share`` (as ``cropcredit classify-samples`` reads an extraction by default),
+    else a random as_of (:func:`sample_as_of`).
 
     Yields:
         (x, y): x (batch, in_channels, side, side) float32 from :func:`model_input`, y (batch,
@@ -324,7 +327,8 @@ def uniform_images(
             noise = 1.0 + rng.normal(0.0, pixel_noise, size=(t, nb, side, side))
             cube = series[:, :, None, None] * gain[None, None] * band * noise.astype(np.float32)
             observed = np.broadcast_to(obs[:, None, None], (t, side, side))
-            comp = truncate_season(cube, observed, sample_as_of(rng, season))
+            full = rng.random() < full_season_share
+            comp = truncate_season(cube, observed, t - 1 if full else sample_as_of(rng, season))
             xs.append(model_input(comp, validity=validity))
             ys.append(np.full((side, side), c, dtype=np.int64))
         yield np.stack(xs), np.stack(ys)
