@@ -301,9 +301,11 @@ def acquire(
     console.print(summary)
 
 
-def _labelled_scene(labels: Path, imagery: Path, season_year: int) -> object:
+def _labelled_scene(labels: Path, imagery: Path, season_year: int, cache: Path) -> object:
     """Composite of a local archive over labelled parcels (crop = ``declared_crop``) as a
-    :class:`vision.finetune.LabelledScene`: pixels outside every parcel are unlabelled."""
+    :class:`vision.finetune.LabelledScene`: pixels outside every parcel are unlabelled. The
+    composite is cached under ``cache`` (never inside the lender's archive, which may be
+    read-only)."""
     import numpy as np
 
     from flows.settings import SourceParams
@@ -318,9 +320,7 @@ def _labelled_scene(labels: Path, imagery: Path, season_year: int) -> object:
     season = Season(season_year)
     parcels = read_parcels(labels).parcels
     source = open_source(SourceParams(source="local", archive=imagery))
-    comp = acquire_composite.fn(
-        source, parcels_bounds(parcels), season, season.end, imagery / "cache"
-    )
+    comp = acquire_composite.fn(source, parcels_bounds(parcels), season, season.end, cache)
     codes = np.array([CROP_INDEX[str(c)] + 1 for c in parcels["declared_crop"]])
     burnt = rasterize_parcels(parcels, comp.transform, comp.data.shape[2:], codes, fill=0)
     target = np.where(burnt > 0, burnt - 1, IGNORE_INDEX).astype(np.int64)
@@ -368,7 +368,6 @@ def train_segmenter(
     """Train the crop-type U-Net (generated scenes + real France parcels, CPU), or fine-tune
     it on a lender's labelled parcels (--samples, or --labels with --imagery)."""
     import shlex
-    import sys
 
     from vision.finetune import FinetuneConfig, finetune_and_save
     from vision.train import train_and_save
@@ -385,16 +384,33 @@ def train_segmenter(
         else:
             console.print(train_and_save(weights, seed=seed))
         return
+    weights = out or Path("out/segmenter_finetuned.pt")
+    # The card's reproduce line, from the parsed options (sys.argv is not the command when
+    # the CLI is called from Python).
+    command = ["cropcredit", "train-segmenter", "--out", str(weights), "--seed", str(seed)]
+    if samples is not None:
+        command += ["--samples", str(samples)]
+    if labels is not None and imagery is not None:
+        command += ["--labels", str(labels), "--imagery", str(imagery)]
+        command += ["--season", str(season_year)]
+    if init is not None:
+        command += ["--init", str(init)]
+    if epochs is not None:
+        command += ["--epochs", str(epochs)]
     try:
-        scenes = [_labelled_scene(labels, imagery, season_year)] if labels and imagery else []
+        scenes = (
+            [_labelled_scene(labels, imagery, season_year, weights.parent / "cache")]
+            if labels and imagery
+            else []
+        )
         cfg = FinetuneConfig(seed=seed, **({"epochs": epochs} if epochs else {}))
         result = finetune_and_save(
-            out or Path("out/segmenter_finetuned.pt"),
+            weights,
             init=init,
             samples=samples,
             scenes=scenes,  # type: ignore[arg-type]
             cfg=cfg,
-            command=shlex.join(["cropcredit", *sys.argv[1:]]),
+            command=shlex.join(command),
         )
     except (CropCreditError, ValueError) as exc:
         raise _fail(str(exc)) from None
