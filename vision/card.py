@@ -76,6 +76,7 @@ def _data_lines(meta: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
             if meta.get("init_version")
             else "from scratch. "
         )
+        + _finish_text(meta, cfg)
         + "Temperature: one LBFGS fit of the NLL of the calibration regions' pixels at the six "
         "stage dates"
         + (
@@ -86,6 +87,20 @@ def _data_lines(meta: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         ),
     ]
     return lines
+
+
+def _finish_text(meta: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """The finishing phase's sentence of the card ('' when the run had none)."""
+    fin = meta.get("finish") or {}
+    if not fin:
+        return ""
+    return (
+        f"Finishing phase: {fin['steps']} of {fin['planned_steps']} steps "
+        f"({cfg['finish_epochs']} epochs, {fin['seconds'] / 60:.1f} min) of "
+        f"`vision.finetune.finetune` at lr {cfg['finish_lr']} with batch-norm frozen, on the "
+        f"same training data as it is used: the {fin['series']} real train series as uniform "
+        f"images and the first {fin['scenes']} generated training regions as they are. "
+    )
 
 
 def _real_metric_lines(meta: dict[str, Any]) -> list[str]:
@@ -252,7 +267,9 @@ def write_finetune_card(path: Path, result: TrainResult, weights: Path, command:
         lines.append(
             "Labelled pixels inside parcels of the lender's imagery (others ignored): "
             + ", ".join(f"{c} {n}" for c, n in ft["data"]["scene_pixels"].items())
-            + "."
+            + ". Pixels outside the parcels teach nothing, so the model can lose some of its "
+            "sense of background (non-crop): label a few woodland, water or built-up polygons "
+            "as `non_crop` among the parcels to keep it."
         )
     lines += [
         "",

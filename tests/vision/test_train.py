@@ -49,11 +49,17 @@ def test_tiny_training_run_reduces_loss(tmp_path_factory: pytest.TempPathFactory
         cache_dir=cache,
         card=False,
         real_samples=None,
+        finish_epochs=2,
+        finish_scenes=1,
     )
     seg = load_segmenter(out)
     hist = seg.meta["loss_history"]
     assert len(hist) == 1 + 3
     assert hist[-1] < 0.8 * hist[0], hist
+    finish = seg.meta["finish"]  # the finishing phase ran on the first region's parcels
+    assert finish["scenes"] == 1 and finish["series"] == 0
+    assert finish["steps"] == finish["planned_steps"] > 0
+    assert len(finish["loss_history"]) == 1 + 2
     assert 0.05 <= seg.temperature <= 20 and res["version"] == seg.version
     # regions are cached: a second build reads the file
     assert len(list(Path(cache).glob("*.npz"))) == 3
