@@ -281,7 +281,6 @@ def learning_curve() -> list[str]:
 def run() -> str:
     if not FRANCE_FILE.is_file():
         return f"skipped: {FRANCE_FILE} not found (the shared real data is absent)"
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     return "\n".join(design_study() + [""] + learning_curve())
 
 
