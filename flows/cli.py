@@ -302,29 +302,22 @@ def acquire(
 
 
 def _labelled_scene(labels: Path, imagery: Path, season_year: int, cache: Path) -> object:
-    """Composite of a local archive over labelled parcels (crop = ``declared_crop``) as a
-    :class:`vision.finetune.LabelledScene`: pixels outside every parcel are unlabelled. The
+    """Composite of a local archive over labelled parcels as a
+    :class:`vision.finetune.LabelledScene` (:func:`vision.finetune.scene_from_parcels`). The
     composite is cached under ``cache`` (never inside the lender's archive, which may be
     read-only)."""
-    import numpy as np
-
     from flows.settings import SourceParams
     from flows.tasks import acquire_composite
     from geo.parcels import parcels_bounds, read_parcels
     from geo.sources.factory import open_source
-    from geo.types import CROP_INDEX, Season
-    from geo.zonal import rasterize_parcels
-    from vision.finetune import LabelledScene
-    from vision.optimise import IGNORE_INDEX
+    from geo.types import Season
+    from vision.finetune import scene_from_parcels
 
     season = Season(season_year)
     parcels = read_parcels(labels).parcels
     source = open_source(SourceParams(source="local", archive=imagery))
     comp = acquire_composite.fn(source, parcels_bounds(parcels), season, season.end, cache)
-    codes = np.array([CROP_INDEX[str(c)] + 1 for c in parcels["declared_crop"]])
-    burnt = rasterize_parcels(parcels, comp.transform, comp.data.shape[2:], codes, fill=0)
-    target = np.where(burnt > 0, burnt - 1, IGNORE_INDEX).astype(np.int64)
-    return LabelledScene(comp.data, comp.observed, target, season)
+    return scene_from_parcels(comp, parcels, season)
 
 
 @app.command("train-segmenter")

@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from geo.composite import Composite
 from geo.samples import SampleSeries
-from geo.types import CROPS, Season
+from geo.types import CROP_INDEX, CROPS, Season
+from geo.zonal import rasterize_parcels
 from vision.card import write_finetune_card
 from vision.dataset import augment, sample_as_of, truncate_season, uniform_images
 from vision.model import Segmenter, model_input, save_segmenter
@@ -67,6 +70,17 @@ class LabelledScene:
     observed: np.ndarray
     labels: np.ndarray
     season: Season
+
+
+def scene_from_parcels(
+    composite: Composite, parcels: gpd.GeoDataFrame, season: Season
+) -> LabelledScene:
+    """A :class:`LabelledScene` of ``composite`` labelled by ``parcels``' ``declared_crop``
+    (names of :data:`geo.types.CROPS`); pixels outside every parcel are unlabelled."""
+    codes = np.array([CROP_INDEX[str(c)] + 1 for c in parcels["declared_crop"]])
+    burnt = rasterize_parcels(parcels, composite.transform, composite.data.shape[2:], codes, fill=0)
+    target = np.where(burnt > 0, burnt - 1, IGNORE_INDEX).astype(np.int64)
+    return LabelledScene(composite.data, composite.observed, target, season)
 
 
 def labelled_patches(
