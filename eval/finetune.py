@@ -20,11 +20,12 @@ Skips with a one-line message where ``../shared/data`` is absent. About 1-3 minu
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 from typing import Any, Final
+
+from eval._weights_cli import main as weights_main
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,7 @@ def run(weights: Path | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    sys.stdout.write(run(args.weights) + "\n")
-    return 0
+    return weights_main(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

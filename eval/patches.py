@@ -26,7 +26,6 @@ one-line message where ``../shared/data`` is absent.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import sys
@@ -36,6 +35,7 @@ from typing import Final
 
 import numpy as np
 
+from eval._weights_cli import main as weights_main
 from eval.realcrops import confusion, per_class
 from geo.sources.base import SceneData
 from geo.types import BANDS, CROPS, Season
@@ -239,12 +239,7 @@ def run(weights: Path | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    sys.stdout.write(run(args.weights) + "\n")
-    return 0
+    return weights_main(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

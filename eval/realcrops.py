@@ -24,7 +24,6 @@ Skips with a one-line message where ``../shared/data`` is absent.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from eval._weights_cli import main as weights_main
 from geo.types import BANDS, CROPS
 
 log = logging.getLogger(__name__)
@@ -318,12 +318,7 @@ def run(weights: Path | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    sys.stdout.write(run(args.weights) + "\n")
-    return 0
+    return weights_main(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":
