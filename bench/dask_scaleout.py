@@ -80,20 +80,7 @@ def _relimit(
         for f in [runner.submit(_warm, {}) for _ in range(2 * workers)]:
             f.result()
         t1 = time.perf_counter()
-        futures = [
-            runner.submit(
-                tasks.score,
-                {
-                    "assessment": part,
-                    "board": board,
-                    "params": params,
-                    "stage": STAGE,
-                    "previous": None,
-                    "drawn": drawn,
-                },
-            )
-            for part in batches
-        ]
+        futures = tasks.submit_scores(runner, batches, board, params, STAGE, None, drawn)
         decisions = pd.concat([f.result()[0] for f in futures], ignore_index=True)
         t2 = time.perf_counter()
     return decisions, len(batches), t1 - t0, t2 - t1

@@ -165,20 +165,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
         tasks.task_runner(params) as runner,
         progress.step(f"{stage.value}: scoring farmer batches", len(batches)) as advance,
     ):
-        futures = [
-            runner.submit(
-                tasks.score,
-                {
-                    "assessment": part,
-                    "board": board,
-                    "params": params,
-                    "stage": stage,
-                    "previous": previous,
-                    "drawn": drawn,
-                },
-            )
-            for part in batches
-        ]
+        futures = tasks.submit_scores(runner, batches, board, params, stage, previous, drawn)
         for part, future in zip(batches, futures, strict=True):
             try:
                 decisions, features = future.result()

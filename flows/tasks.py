@@ -319,3 +319,29 @@ def score(
     reasons = model.reasons(features)
     decisions = decide_batch(features, pd_, reasons, previous, drawn, stage, policy)
     return decisions, features
+
+
+def submit_scores(
+    runner: TaskRunner[Any],
+    batches: list[pd.DataFrame],
+    board: Onboarded,
+    params: SeasonParams,
+    stage: GrowthStage,
+    previous: pd.DataFrame | None,
+    drawn: pd.Series,
+) -> list[Any]:
+    """One :func:`score` task per farmer batch on ``runner``; their futures, in batch order."""
+    return [
+        runner.submit(
+            score,
+            {
+                "assessment": part,
+                "board": board,
+                "params": params,
+                "stage": stage,
+                "previous": previous,
+                "drawn": drawn,
+            },
+        )
+        for part in batches
+    ]
