@@ -199,25 +199,32 @@ def _refused_clearly(exc: TableError, path: Path, dropped: set[str]) -> None:
         expect(all(c in text for c in dropped), f"the error does not name {dropped}: {text}")
 
 
-def check_random_economics(tmp: Path, max_examples: int = 80) -> Counter[str]:
-    """``load_economics`` on the shipped table with random edits: accepted with every number
-    finite and >= 0, or a ``TableError`` naming the file (and a dropped column)."""
-    import math
+def _fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings of the table fuzz cases: deterministic, no example database."""
+    from hypothesis import HealthCheck, settings
 
-    from hypothesis import HealthCheck, example, given, settings
-
-    from scoring.tables import DEFAULT_PATH, NUMERIC_COLUMNS, REQUIRED_COLUMNS, load_economics
-
-    base = pd.read_csv(DEFAULT_PATH, dtype=str, keep_default_na=False)
-    seen: Counter[str] = Counter()
-
-    @settings(
+    return settings(
         max_examples=max_examples,
         deadline=None,
         derandomize=True,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
+
+
+def check_random_economics(tmp: Path, max_examples: int = 80) -> Counter[str]:
+    """``load_economics`` on the shipped table with random edits: accepted with every number
+    finite and >= 0, or a ``TableError`` naming the file (and a dropped column)."""
+    import math
+
+    from hypothesis import example, given
+
+    from scoring.tables import DEFAULT_PATH, NUMERIC_COLUMNS, REQUIRED_COLUMNS, load_economics
+
+    base = pd.read_csv(DEFAULT_PATH, dtype=str, keep_default_na=False)
+    seen: Counter[str] = Counter()
+
+    @_fuzz_settings(max_examples)
     @given(_mutations(list(REQUIRED_COLUMNS), len(base)))
     @example([("cell", (0, "yield_t_ha"), "inf")])  # once accepted as an infinite yield
     @example([("empty_file", None, None)])  # once a pandas EmptyDataError
@@ -248,7 +255,7 @@ def check_random_loans(
 ) -> Counter[str]:
     """``validate_loans(read_loans(...))`` on a good loan file with random edits: accepted
     (every feature a finite float, ``default`` 0/1) or a ``TableError`` naming the file."""
-    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import example, given
 
     from scoring.pd_model import PD_FEATURES
 
@@ -270,13 +277,7 @@ def check_random_loans(
     ).astype(str)
     seen: Counter[str] = Counter()
 
-    @settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
+    @_fuzz_settings(max_examples)
     @given(_mutations([*PD_FEATURES, "default"], n, cells))
     @example([("cell", (0, "health_z"), "inf")])
     def prop(edits: list[tuple[str, Any, Any]]) -> None:
