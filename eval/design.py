@@ -45,7 +45,7 @@ from eval.realcrops import (
     train_baseline,
 )
 from geo.samples import SampleSeries, read_samples, split_by_block
-from geo.types import BANDS, CROP_INDEX, CROPS
+from geo.types import BANDS, CROPS
 from vision.dataset import uniform_images
 from vision.model import model_input
 from vision.realdata import FRANCE_FILE, bank_of, drop_ignored, france_parts
@@ -157,16 +157,11 @@ def series_input(data: np.ndarray) -> np.ndarray:
     return model_input(np.ascontiguousarray(data.transpose(1, 2, 0)[:, :, :, None]))[:, :, 0].T
 
 
-def labels_of(series: SampleSeries) -> np.ndarray:
-    assert series.crop is not None
-    return np.array([CROP_INDEX[str(c)] for c in series.crop], dtype=np.int64)
-
-
 def fit(design: str, train: SampleSeries, seed: int) -> nn.Module:
     """Train one design on labelled series (whole season, the segmenter's augmentation)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    bank = bank_of(train.data, train.observed, labels_of(train))
+    bank = bank_of(train.data, train.observed, train.class_index())
     season = train.season
     batches = uniform_images(
         bank, side=1, batch=BATCH, rng=rng, season=season, full_season_share=1.0
@@ -213,7 +208,7 @@ def design_study() -> list[str]:
         for seed in SEEDS:
             model = fit(design, train, seed)
             for part in ("cal", "test"):
-                m = metrics(labels_of(parts[part]), predict(model, parts[part].data))
+                m = metrics(parts[part].class_index(), predict(model, parts[part].data))
                 rows[design][part].append((m.oa, m.macro_f1_large))
         cost[design] = (sum(p.numel() for p in model.parameters()), pixels_per_second(model))
         log.info("design %s: %.0f s", design, time.perf_counter() - started)
@@ -265,9 +260,9 @@ def learning_curve() -> list[str]:
                 if name == "stacked":
                     proba = predict(fit(name, train, seed=0), test.data)
                 else:
-                    xgb = train_baseline(train.data, labels_of(train))
+                    xgb = train_baseline(train.data, train.class_index())
                     proba = baseline_proba(xgb, test.data)
-                m = metrics(labels_of(test), proba)
+                m = metrics(test.class_index(), proba)
                 scores.append((m.oa, m.macro_f1_large))
             arr = np.array(scores)
             lines.append(

@@ -271,15 +271,9 @@ def shared_data_missing() -> str | None:
 
 def evaluate(weights: Path | None = None) -> dict[str, dict[str, Metrics]]:
     """model ("segmenter ...", "XGBoost baseline") -> held-out set -> :func:`metrics`."""
-    from geo.samples import SampleSeries
-    from geo.types import CROP_INDEX
     from vision.classify import classify_samples
     from vision.model import load_segmenter
     from vision.realdata import belgium_samples, france_parts
-
-    def labels(series: SampleSeries) -> np.ndarray:
-        assert series.crop is not None
-        return np.array([CROP_INDEX[str(c)] for c in series.crop], dtype=np.int64)
 
     parts = france_parts()
     held_out = {"France 2023 test": parts["test"], "Belgium 2021 (all)": belgium_samples()}
@@ -289,11 +283,13 @@ def evaluate(weights: Path | None = None) -> dict[str, dict[str, Metrics]]:
     for name, series in held_out.items():
         table = classify_samples(seg, series)
         proba = table[[f"p_{c}" for c in CROPS]].to_numpy(dtype=np.float64)
-        out[seg_name][name] = metrics(labels(series), proba)
+        out[seg_name][name] = metrics(series.class_index(), proba)
     train = parts["train"]
-    model = train_baseline(train.data, labels(train))
+    model = train_baseline(train.data, train.class_index())
     for name, series in held_out.items():
-        out["XGBoost baseline"][name] = metrics(labels(series), baseline_proba(model, series.data))
+        out["XGBoost baseline"][name] = metrics(
+            series.class_index(), baseline_proba(model, series.data)
+        )
     log.info("evaluated %s and the baseline on %s", seg_name, list(held_out))
     return out
 

@@ -34,7 +34,7 @@ import pandas as pd
 from geo.composite import fill_gaps
 from geo.errors import CropCreditError
 from geo.legend import crops_for_codes
-from geo.types import BANDS, REFLECTANCE_SCALE, Season
+from geo.types import BANDS, CROP_INDEX, REFLECTANCE_SCALE, Season
 
 __all__ = [
     "SampleError",
@@ -80,6 +80,20 @@ class SampleSeries:
 
     def __len__(self) -> int:
         return int(self.sample_ids.shape[0])
+
+    def class_index(self) -> np.ndarray:
+        """(N,) int64 class index of :data:`geo.types.CROPS` of each sample's crop.
+
+        Raises:
+            ValueError: the samples have no labels, or one is ``"ignore"`` (drop those first:
+                :func:`vision.realdata.drop_ignored`).
+        """
+        if self.crop is None:
+            raise ValueError("samples have no crop labels (no ewoc_code column)")
+        try:
+            return np.array([CROP_INDEX[str(c)] for c in self.crop], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"crop {exc} is not a class of the legend; drop it first") from None
 
     def subset(self, index: np.ndarray) -> SampleSeries:
         """The samples at ``index`` (bool mask or integer positions)."""

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from geo.samples import SampleSeries
-from geo.types import CROPS
 from vision.dataset import RegionData, stage_indices, truncate_season
 from vision.infer import predict_proba
 from vision.model import Segmenter, model_input
@@ -55,8 +54,7 @@ def _series_log_proba(
     date and at the season's end: (lists of (N, K) arrays, lists of (N,) labels)."""
     from vision.classify import classify_series
 
-    assert series.crop is not None
-    labels = np.array([CROPS.index(str(c)) for c in series.crop], dtype=np.int64)
+    labels = series.class_index()
     raw = Segmenter(model=seg.model, cfg=seg.cfg, temperature=1.0, meta=seg.meta)
     logs, labs = [], []
     for a in [*stage_indices(series.season).values(), None]:

@@ -139,8 +139,7 @@ def series_loss(seg: Segmenter, series: SampleSeries) -> float:
     probabilities (classify path, whole season)."""
     from vision.classify import classify_series
 
-    assert series.crop is not None
-    truth = np.array([CROPS.index(str(c)) for c in series.crop], dtype=np.int64)
+    truth = series.class_index()
     proba = classify_series(seg, series.data, series.observed)
     return float(-np.log(np.clip(proba[np.arange(len(truth)), truth], 1e-12, None)).mean())
 

@@ -130,8 +130,7 @@ def series_metrics(seg: Segmenter, series: SampleSeries, min_count: int = 10) ->
     """
     from vision.classify import classify_series
 
-    assert series.crop is not None
-    truth = np.array([CROPS.index(str(c)) for c in series.crop], dtype=np.int64)
+    truth = series.class_index()
     pred = classify_series(seg, series.data, series.observed).argmax(axis=1)
     per: dict[str, dict[str, float | int]] = {}
     for k in np.unique(truth):

@@ -111,9 +111,7 @@ def series_bank(series: SampleSeries, min_per_class: int = 3) -> SeriesBank:
         ValueError: ``series`` has no labels.
     """
     series = drop_ignored(series)
-    assert series.crop is not None
-    labels = np.array([CROP_INDEX[str(c)] for c in series.crop], dtype=np.int64)
-    return bank_of(series.data, series.observed, labels, min_per_class)
+    return bank_of(series.data, series.observed, series.class_index(), min_per_class)
 
 
 def bank_of(
