@@ -404,6 +404,7 @@ def train_segmenter(
             scenes=scenes,  # type: ignore[arg-type]
             cfg=cfg,
             command=shlex.join(command),
+            replay_cache=weights.parent / "cache",
         )
     except (CropCreditError, ValueError) as exc:
         raise _fail(str(exc)) from None

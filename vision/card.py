@@ -267,9 +267,20 @@ def write_finetune_card(path: Path, result: TrainResult, weights: Path, command:
         lines.append(
             "Labelled pixels inside parcels of the lender's imagery (others ignored): "
             + ", ".join(f"{c} {n}" for c, n in ft["data"]["scene_pixels"].items())
-            + ". Pixels outside the parcels teach nothing, so the model can lose some of its "
-            "sense of background (non-crop): label a few woodland, water or built-up polygons "
-            "as `non_crop` among the parcels to keep it."
+            + ". Pixels outside the parcels teach nothing"
+            + (
+                "; the replayed generated regions (below) keep the model's sense of background."
+                if ft["data"].get("replay_regions")
+                else ", so the model can lose some of its sense of background (non-crop): label "
+                "a few woodland, water or built-up polygons as `non_crop` among the parcels to "
+                "keep it."
+            )
+        )
+    if ft["data"].get("replay_regions"):
+        lines.append(
+            f"Replayed in every step: generated training regions {ft['data']['replay_regions']} "
+            f"({cfg['replay_px']} px, every pixel labelled, made on this machine), so that a few "
+            "dozen parcels do not erase what the base model knew (`vision.finetune`)."
         )
     lines += [
         "",

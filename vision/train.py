@@ -367,6 +367,7 @@ def _finish(
         monthly_share=cfg.monthly_share,
         class_power=cfg.class_power,
         max_minutes=cfg.finish_max_minutes,
+        replay=0,  # the finishing phase's scenes are the training regions themselves
     )
     result = finetune(seg, series=train_series, scenes=scenes, cfg=ft_cfg, progress=progress)
     info = result.meta["finetune"]

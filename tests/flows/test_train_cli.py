@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from geo.types import CROPS
 from vision.model import load_segmenter
+from vision.train import TRAIN_SEEDS
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,9 @@ def test_finetune_from_labels_and_imagery_writes_weights_and_card(finetuned) -> 
         if v.is_floating_point() and not torch.equal(v, shipped.model.state_dict()[k])
     ]
     assert changed, "fine-tuning left every weight as shipped"
+    assert ft["data"]["replay_regions"] == [TRAIN_SEEDS, TRAIN_SEEDS + 1]
     card = out.with_suffix(".md").read_text()
-    assert "--labels" in card and seg.version in card
+    assert "--labels" in card and seg.version in card and "Replayed" in card
 
 
 def test_finetune_labels_are_the_declared_crops_of_the_parcels(finetuned, small_archive) -> None:

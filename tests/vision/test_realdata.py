@@ -205,7 +205,7 @@ def test_finetune_on_samples_lowers_their_loss(series: SampleSeries) -> None:
     torch.manual_seed(0)
     seg = Segmenter(model=build_model(TINY).eval(), cfg=TINY)
     before = series_loss(seg, series)
-    cfg = FinetuneConfig(epochs=3, lr=5e-3, batch=16, side=8, threads=1)
+    cfg = FinetuneConfig(epochs=3, lr=5e-3, batch=16, side=8, threads=1, replay=0)
     res = finetune(seg, series=series, cfg=cfg, progress=False)
     after = series_loss(res.segmenter, series)
     assert after < 0.8 * before, (before, after)

@@ -9,7 +9,7 @@ import pytest
 
 from vision.calibration import fit_temperature
 from vision.dataset import build_region, patches, stage_indices, truncate_season
-from vision.model import SegmenterConfig, load_segmenter
+from vision.model import Segmenter, SegmenterConfig, build_model, load_segmenter
 from vision.train import TrainConfig, train_and_save
 
 TINY = SegmenterConfig(stem_channels=8, decoder_channels=(16, 8, 8))
@@ -84,7 +84,6 @@ def test_finetune_on_labelled_scene(tmp_path_factory: pytest.TempPathFactory) ->
     import torch
 
     from vision.finetune import FinetuneConfig, LabelledScene, finetune, labelled_patches
-    from vision.model import Segmenter, build_model
     from vision.optimise import IGNORE_INDEX
 
     reg = build_region(12_345, 32, cache_dir=tmp_path_factory.mktemp("regions"))
@@ -95,8 +94,44 @@ def test_finetune_on_labelled_scene(tmp_path_factory: pytest.TempPathFactory) ->
     assert set(np.unique(y)) <= set(np.unique(labels)) and (y != IGNORE_INDEX).any()
     torch.manual_seed(0)
     seg = Segmenter(model=build_model(TINY).eval(), cfg=TINY)
-    cfg = FinetuneConfig(epochs=3, lr=1e-3, patch=32, scene_batch=2, threads=1)
+    cfg = FinetuneConfig(epochs=3, lr=1e-3, patch=32, scene_batch=2, threads=1, replay=0)
     res = finetune(seg, scenes=[scene], cfg=cfg, progress=False)
     hist = res.meta["finetune"]["loss_history"]
     assert hist[-1] < hist[0], hist
     assert sum(res.meta["finetune"]["data"]["scene_pixels"].values()) == (labels >= 0).sum()
+    assert "replay_regions" not in res.meta["finetune"]["data"]
+
+
+def test_finetune_replay_teaches_the_generated_regions(tmp_path_factory: pytest.TempPathFactory):
+    """With replay, a fine-tune on one parcel class also learns the replayed generated region
+    (all its pixels labelled), which a fine-tune without replay never sees."""
+    import torch
+
+    from vision.finetune import FinetuneConfig, LabelledScene, finetune
+    from vision.optimise import IGNORE_INDEX
+    from vision.train import TRAIN_SEEDS
+
+    cache = tmp_path_factory.mktemp("replay")
+    reg = build_region(12_346, 32, cache_dir=cache)
+    only = np.where(reg.labels == reg.labels.max(), reg.labels.astype(np.int64), IGNORE_INDEX)
+    lender = LabelledScene(reg.data.astype(np.float32), reg.observed, only, reg.season)
+    replayed = build_region(TRAIN_SEEDS, 32, cache_dir=cache)
+
+    def replay_loss(seg: Segmenter) -> float:
+        x = torch.from_numpy(seg.prepare(replayed.data.astype(np.float32))[None])
+        with torch.no_grad():
+            logits = seg.model(x)
+        y = torch.from_numpy(replayed.labels.astype(np.int64)[None])
+        return float(torch.nn.functional.cross_entropy(logits, y))
+
+    results = {}
+    for replay in (0, 1):
+        torch.manual_seed(0)
+        seg = Segmenter(model=build_model(TINY).eval(), cfg=TINY)
+        cfg = FinetuneConfig(
+            epochs=4, lr=3e-3, patch=32, scene_batch=2, threads=1, replay=replay, replay_px=32
+        )
+        res = finetune(seg, scenes=[lender], cfg=cfg, progress=False, replay_cache=cache)
+        results[replay] = (replay_loss(res.segmenter), res.meta["finetune"])
+    assert results[1][1]["data"]["replay_regions"] == [TRAIN_SEEDS]
+    assert results[1][0] < 0.9 * results[0][0], {k: v[0] for k, v in results.items()}
