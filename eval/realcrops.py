@@ -278,7 +278,7 @@ def evaluate(weights: Path | None = None) -> dict[str, dict[str, Metrics]]:
     parts = france_parts()
     held_out = {"France 2023 test": parts["test"], "Belgium 2021 (all)": belgium_samples()}
     seg = load_segmenter(weights)
-    seg_name = f"segmenter {seg.version} (T = {seg.temperature:.3f})"
+    seg_name = f"segmenter {seg.version} (series T = {seg.series_temperature:.3f})"
     out: dict[str, dict[str, Metrics]] = {seg_name: {}, "XGBoost baseline": {}}
     for name, series in held_out.items():
         table = classify_samples(seg, series)

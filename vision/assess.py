@@ -11,8 +11,11 @@ Definitions (one row per parcel, columns of DESIGN.md "Parcel assessment"):
   edge pixels do not blur class fractions or index curves.
 - ``frac_<crop>``: share of the parcel's pixels whose most probable class is ``<crop>``.
 - ``detected_crop``: the class with the highest mean calibrated probability over the parcel's
-  pixels (a soft vote; it equals the pixel majority except in near ties); ``confidence``: that
-  mean probability (0-1); ``crop_fraction``: ``frac_<detected_crop>``.
+  pixels (a soft vote; it equals the pixel majority except in near ties); ``confidence``: its
+  parcel probability, the mean sharpened by the segmenter's parcel temperature
+  (:func:`vision.calibration.parcel_probabilities`; the plain mean is underconfident, as a
+  parcel is right more often than its average pixel); ``crop_fraction``:
+  ``frac_<detected_crop>``.
 - ``planted_area_ha`` = crop_fraction x area_ha. The interval ``planted_area_lo_ha`` /
   ``hi_ha`` is crop_fraction -/+ 1.96 standard errors, the SE from the binomial variance of
   the pixel votes (or the mean p(1-p) of the probabilities, whichever is larger) over an
@@ -56,6 +59,7 @@ from geo.zonal import (
     parcel_proba_mean,
 )
 from vision import health as hl
+from vision.calibration import parcel_probabilities
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -153,6 +157,7 @@ def assess_parcels(
     area_error: np.ndarray | None = None,
     index: ParcelPixels | None = None,
     min_confidence: float = 0.6,
+    parcel_temperature: float = 1.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One assessment row per parcel, plus the per-dekad index curves.
 
@@ -165,6 +170,7 @@ def assess_parcels(
             e.g. ``Segmenter.meta["confusion"]``, widening the planted-area interval.
         index: a prebuilt :func:`geo.zonal.build_parcel_index` for these parcels and grid.
         min_confidence: below this, health is judged against the declared crop.
+        parcel_temperature: ``Segmenter.parcel_temperature`` (1: confidence = plain mean).
 
     Returns:
         (assessment, curves): columns :data:`ASSESSMENT_COLUMNS` and :data:`CURVE_COLUMNS`.
@@ -201,7 +207,8 @@ def assess_parcels(
     detected_idx = p_mean.argmax(axis=1)
     detected_idx = np.where(empty, declared_idx, detected_idx)
     rows = np.arange(n)
-    confidence = np.where(empty, 0.0, p_mean[rows, detected_idx])
+    parcel_p = parcel_probabilities(p_mean, parcel_temperature)
+    confidence = np.where(empty, 0.0, parcel_p[rows, detected_idx])
     fracs[empty] = 0.0
     crop_fraction = fracs[rows, detected_idx]
     area = parcels["area_ha"].to_numpy(np.float64)

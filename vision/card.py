@@ -77,14 +77,15 @@ def _data_lines(meta: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
             else "from scratch. "
         )
         + _finish_text(meta, cfg)
-        + "Temperature: one LBFGS fit of the NLL of the calibration regions' pixels at the six "
-        "stage dates"
+        + "Temperatures (`vision.calibration`, LBFGS fits of the NLL at the six stage dates): "
+        "for scenes, of the calibration regions' pixels"
         + (
             " and of France `cal` parcels (classify path, stage dates and season end), the two "
-            "sources weighing half each."
+            "sources weighing half each; for series, of France `cal` parcels alone"
             if counts
-            else "."
-        ),
+            else ""
+        )
+        + "; for parcels, of the calibration regions' parcels (interior mean probabilities).",
     ]
     return lines
 
@@ -150,7 +151,15 @@ def write_card(path: Path, result: TrainResult, weights: Path) -> None:
         "`(T=36, C=10, H, W)` (`vision.model.model_input`: reflectance per band scaled to ~0-1, "
         "missing -> 0, plus 36 validity channels). Output: calibrated probabilities over the "
         "11 classes (`softmax(logits / T)`, T = "
-        f"{result.segmenter.temperature:.3f}).",
+        f"{result.segmenter.temperature:.3f} for pixels of a scene"
+        + (
+            f", {meta['series_temperature']:.3f} for parcel series classified by `vision.classify`"
+            if "series_temperature" in meta
+            else ""
+        )
+        + "); a parcel's probabilities are its interior pixels' mean sharpened as "
+        f"`p ** (1 / {meta.get('parcel_temperature', 1.0):.3f})` and renormalised "
+        "(`vision.calibration.parcel_probabilities`).",
         "",
         "Architecture: per-pixel 1x1 stem (396 -> "
         f"{cfg['model']['stem_channels']} channels) -> smp U-Net ({cfg['model']['encoder']}, "
@@ -182,7 +191,9 @@ def write_card(path: Path, result: TrainResult, weights: Path) -> None:
         *_real_metric_lines(meta),
         "## Metrics on the held-out generated test regions, by decision stage",
         "Composite up to the stage date (poitou-nord calendar). Parcel accuracy: class of "
-        "highest mean probability over the parcel's pixels vs the true crop. ECE: 15 bins.",
+        "highest mean probability over the parcel's interior pixels vs the true crop; parcel "
+        "ECE of the parcel probabilities (mean sharpened by the parcel temperature), as the "
+        "credit policy reads them. ECE: 15 bins.",
         "",
         "| stage | as_of | pixel acc | mIoU | ECE | parcel acc | parcel ECE |",
         "|---|---|---|---|---|---|---|",
@@ -213,8 +224,9 @@ def write_card(path: Path, result: TrainResult, weights: Path) -> None:
         "before relying on it; `python -m eval finetune` measures what that buys on Belgium.",
         "- Early stages (pre_sowing, sowing) cannot separate summer crops (bare soil): the "
         "probabilities say so, and the credit policy should hold on low confidence.",
-        "- The temperature is one number fitted over all stages; parcel-level confidence (mean "
-        "pixel probability) is conservative where parcel accuracy exceeds pixel accuracy.",
+        "- Each temperature is one number fitted over all stages. The parcel temperature is "
+        "fitted on generated parcels only (no real scene has enough labelled parcels); in a "
+        "region the model has not seen, parcel confidence can be too high: fine-tune first.",
         "",
         "## Reproduce",
         "```",

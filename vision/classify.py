@@ -4,7 +4,8 @@ A parcel's series (one value per band and dekad, e.g. from a WorldCereal extract
 :func:`geo.samples.read_samples`) is classified as an image whose pixels all share that series:
 :func:`vision.model.model_input` turns each series into the model's channels, the channels are
 laid over a uniform ``size`` x ``size`` block, the segmenter runs on a batch of such blocks and
-the calibrated probabilities ``softmax(logits / T)`` are averaged over the block's pixels. The
+the calibrated probabilities ``softmax(logits / T)`` are averaged over the block's pixels, with
+T = ``seg.series_temperature`` (fitted on real parcels through this path). The
 block is larger than the U-Net's downsampling (``cfg.size_multiple``), so the network sees the
 inside of a field as it does in a scene.
 
@@ -122,7 +123,7 @@ def classify_series(
     side = -(-max(block, mult) // mult) * mult
     out = np.empty((n, k), dtype=np.float32)
     model = seg.model.eval()
-    temperature = float(seg.temperature)
+    temperature = seg.series_temperature
     with torch.inference_mode():
         for i in range(0, n, batch):
             xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))

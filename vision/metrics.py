@@ -1,8 +1,9 @@
 """Accuracy and calibration metrics of the crop-type segmenter.
 
 Per stage date on generated test regions (:func:`evaluate_segmenter`): pixel accuracy, mIoU,
-ECE (15 bins of the top probability), parcel accuracy and parcel ECE (a parcel's crop is the
-class of highest mean probability, as in :mod:`vision.assess`); on real parcels
+ECE (15 bins of the top probability), parcel accuracy and parcel ECE (a parcel's probabilities
+are the mean over its interior pixels sharpened by the parcel temperature,
+:func:`vision.calibration.parcel_probabilities`, as in :mod:`vision.assess`); on real parcels
 (:func:`series_metrics`): overall accuracy and macro-F1 of the classify path.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from geo.samples import SampleSeries
 from geo.types import CROPS
+from vision.calibration import parcel_probabilities, region_parcel_mean
 from vision.dataset import RegionData, stage_indices, truncate_season
 from vision.infer import predict_proba
 from vision.model import Segmenter, model_input
@@ -40,8 +42,9 @@ def _ece(bins: np.ndarray) -> float:
 class _StageAcc:
     """Running sums of one stage's confusion matrix and calibration bins."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, parcel_temperature: float = 1.0) -> None:
         self.k = k
+        self.parcel_temperature = parcel_temperature
         self.confusion = np.zeros((k, k), np.int64)
         self.bins = np.zeros((3, N_BINS))
         self.pbins = np.zeros((3, N_BINS))
@@ -54,17 +57,13 @@ class _StageAcc:
         labels = reg.labels.astype(np.int64)
         self.confusion += np.bincount((labels * k + pred).ravel(), minlength=k * k).reshape(k, k)
         _add_bins(self.bins, proba.max(axis=0).ravel(), (pred == labels).ravel())
-        inside = reg.parcel_index >= 0
-        rows = reg.parcel_index[inside]
-        n = len(reg.parcel_crops)
-        cnt = np.bincount(rows, minlength=n).astype(np.float64)
-        sums = np.stack([np.bincount(rows, weights=p[inside], minlength=n) for p in proba])
-        has = cnt > 0
-        mean = sums[:, has] / cnt[has]
-        ok = mean.argmax(axis=0) == reg.parcel_crops[has]
+        mean = region_parcel_mean(proba, reg.parcel_index)
+        has = np.isfinite(mean).all(axis=1)
+        parcel = parcel_probabilities(mean[has], self.parcel_temperature)
+        ok = parcel.argmax(axis=1) == reg.parcel_crops[: len(mean)][has]
         self.parcel_n += int(has.sum())
         self.parcel_ok += int(ok.sum())
-        _add_bins(self.pbins, mean.max(axis=0), ok)
+        _add_bins(self.pbins, parcel.max(axis=1), ok)
 
     def result(self) -> dict[str, Any]:
         cm = self.confusion
@@ -102,7 +101,7 @@ def evaluate_segmenter(
         return out
     idx = stage_indices(regions[0].season)
     for stage in stages or list(idx):
-        acc = _StageAcc(seg.cfg.classes)
+        acc = _StageAcc(seg.cfg.classes, seg.parcel_temperature)
         for reg in regions:
             comp = truncate_season(reg.data, reg.observed, idx[stage])
             proba = predict_proba(seg, model_input(comp, validity=seg.cfg.validity_channels))

@@ -194,6 +194,20 @@ class Segmenter:
     def version(self) -> str:
         return str(self.meta.get("version", "unsaved"))
 
+    @property
+    def series_temperature(self) -> float:
+        """Temperature of the classify path (:mod:`vision.classify`: a parcel's series as a
+        uniform image), fitted on real labelled parcels; the scene ``temperature`` where none
+        was fitted (``meta["series_temperature"]``)."""
+        return float(self.meta.get("series_temperature", self.temperature))
+
+    @property
+    def parcel_temperature(self) -> float:
+        """Temperature of a parcel's mean pixel probabilities (:func:`vision.calibration.
+        parcel_probabilities`), fitted on the calibration regions' parcels; 1 (the plain mean)
+        where none was fitted (``meta["parcel_temperature"]``)."""
+        return float(self.meta.get("parcel_temperature", 1.0))
+
     def prepare(self, composite_data: np.ndarray) -> np.ndarray:
         """:func:`model_input` with this model's validity setting: (T, C, H, W) -> (Cin, H, W)."""
         return model_input(composite_data, validity=self.cfg.validity_channels)

@@ -18,8 +18,10 @@ machine when the run finishes its steps. Then a finishing phase (``finish_epochs
 training data presented as it is used: the real ``train`` series as uniform images and the
 first ``finish_scenes`` generated training regions as they are (no real series laid in).
 Labelling only the pixels inside parcels there made the model forget the background (pixel
-accuracy at sowing 0.40). Calibration (:mod:`vision.calibration`): one
-temperature fitted on the calibration regions and, with real data, France ``cal`` parcels.
+accuracy at sowing 0.40). Calibration (:mod:`vision.calibration`): the scene temperature
+fitted on the calibration regions and, with real data, France ``cal`` parcels; the series
+temperature on France ``cal`` parcels alone; the parcel temperature on the calibration
+regions' parcels.
 Metrics (:mod:`vision.metrics`): per stage date on the test regions and on real parcels.
 Model card: :mod:`vision.card`. Fine-tuning for a lender's region: :mod:`vision.finetune`.
 
@@ -47,7 +49,7 @@ from geo.errors import ModelError
 from geo.legend import IGNORE
 from geo.samples import SampleSeries
 from geo.types import CROPS, Season
-from vision.calibration import calibrate
+from vision.calibration import calibrate, calibrate_readings
 from vision.card import write_card
 from vision.dataset import (
     STAGE_DATES,
@@ -288,6 +290,8 @@ def _train(cfg: TrainConfig, *, progress: bool, t_start: float) -> TrainResult:
     if finish:
         seg.model = finish.pop("model")
     seg.temperature = calibrate(seg, calib_r, seed=cfg.seed, series=real["cal"] if real else None)
+    temperatures = calibrate_readings(seg, calib_r, real["cal"] if real else None)
+    seg.meta.update(temperatures)
     metrics = evaluate_segmenter(seg, test_r)
     real_metrics: dict[str, Any] = {}
     if real:
@@ -305,6 +309,7 @@ def _train(cfg: TrainConfig, *, progress: bool, t_start: float) -> TrainResult:
                 m["macro_f1_major"],
             )
     meta: dict[str, Any] = {
+        **temperatures,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "train_config": cfg.model_dump(mode="json", exclude={"cache_dir", "threads"}),
         "train_seeds": train_s,

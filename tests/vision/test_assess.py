@@ -166,3 +166,20 @@ def test_health_drop_of_a_collapsing_parcel(scene) -> None:  # type: ignore[no-u
     a = table.iloc[0]
     assert a.health_drop_z == pytest.approx(1.6, abs=0.1)
     assert a.health_z > -0.5  # z alone does not show it yet
+
+
+def test_parcel_temperature_sharpens_confidence_not_the_crop(scene) -> None:  # type: ignore[no-untyped-def]
+    """Parcel B's mean probability (0.45 winter cereals) is under the 0.6 review threshold;
+    sharpened by a parcel temperature of 0.4 it is 0.95 with the same detected crop."""
+    parcels, comp, proba, curves = scene
+    plain, _ = assess_parcels(parcels, comp, proba, reference_curves=curves)
+    sharp, _ = assess_parcels(parcels, comp, proba, reference_curves=curves, parcel_temperature=0.4)
+    assert plain["detected_crop"].tolist() == sharp["detected_crop"].tolist()
+    b = plain.index[plain["parcel_id"] == "B"][0]
+    assert plain.loc[b, "confidence"] == pytest.approx(0.45, abs=1e-6)
+    k = len(CROPS)
+    expected = 0.45**2.5 / (0.45**2.5 + (k - 1) * (0.55 / (k - 1)) ** 2.5)
+    assert sharp.loc[b, "confidence"] == pytest.approx(expected, rel=1e-5)
+    assert sharp["planted_area_ha"].tolist() == plain["planted_area_ha"].tolist()
+    c = plain.index[plain["parcel_id"] == "C"][0]
+    assert sharp.loc[c, "confidence"] == 0.0  # empty parcels stay at zero
