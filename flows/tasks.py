@@ -206,6 +206,7 @@ def assess(
     parcels: gpd.GeoDataFrame, composite: Composite, segmenter: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Segment the composite and summarise each parcel: crop, area, health."""
+    from scoring.features import FeatureConfig
     from vision.assess import assess_parcels
     from vision.health import load_reference_curves
     from vision.infer import predict_proba
@@ -214,7 +215,14 @@ def assess(
     seg = _segmenter(str(segmenter) if segmenter else None)
     proba = predict_proba(seg, model_input(composite.data))  # type: ignore[arg-type]
     table, curves = assess_parcels(
-        parcels, composite, proba, reference_curves=load_reference_curves()
+        parcels,
+        composite,
+        proba,
+        reference_curves=load_reference_curves(),
+        parcel_temperature=seg.parcel_temperature,  # type: ignore[attr-defined]
+        # health follows the detected crop only where the features would call the declaration
+        # wrong: a weaker contradiction is judged against the declared crop
+        min_confidence=FeatureConfig().contradict_confidence,
     )
     _logger().info(
         "assessed %d parcels: %s",

@@ -15,8 +15,13 @@
                      declared area times ``unverified_credit``, left out of ``verified_share``
                      (no evidence either way); the policy holds for review when much of the
                      farm is in this state.
-``wrong_crop``       another crop detected with confidence: not financed, flag ``wrong_crop``.
-``not_cropland``     ``non_crop`` detected with confidence: not financed, flag ``not_cropland``.
+``wrong_crop``       another crop detected with confidence >= ``contradict_confidence``: not
+                     financed, flag ``wrong_crop``. Between ``min_confidence`` and
+                     ``contradict_confidence`` a contradiction is ``low_confidence``: parcel
+                     confidence is calibrated, so 0.6 leaves a 40 % chance that the declaration
+                     is right, too weak to withhold credit on.
+``not_cropland``     ``non_crop`` detected with confidence >= ``contradict_confidence``: not
+                     financed, flag ``not_cropland``.
 
 Health: ``health_z`` (sd against the crop's reference curve, NaN -> 0; the worse of the current
 z and the season's worst sustained z ``health_season_min_z`` when the assessment has it) only
@@ -111,6 +116,7 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_confidence: float = Field(default=0.6, ge=0, le=1)
+    contradict_confidence: float = Field(default=0.9, ge=0, le=1)
     unverified_credit_early: float = Field(default=0.7, ge=0, le=1)
     unverified_credit: float = Field(default=0.5, ge=0, le=1)
     area_tolerance_share: float = Field(default=0.2, ge=0)
@@ -269,10 +275,11 @@ def _parcels(
     decl = np.asarray(declared_crop, dtype=object)
     decl_non_crop = decl == "non_crop"
     hidden = ~visible
-    not_cropland = visible & confident & (det == "non_crop") & ~decl_non_crop
+    contradicts = conf >= max(cfg.contradict_confidence, cfg.min_confidence)
+    not_cropland = visible & contradicts & (det == "non_crop") & ~decl_non_crop
     verified = visible & confident & ~not_cropland & (det == decl)
-    wrong = visible & confident & ~not_cropland & ~verified
-    low = visible & ~confident
+    wrong = visible & contradicts & ~not_cropland & ~verified
+    low = visible & ~(verified | wrong | not_cropland)
     status = np.select(
         [hidden, not_cropland, verified, wrong],
         ["not_yet_visible", "not_cropland", "verified", "wrong_crop"],

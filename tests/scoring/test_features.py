@@ -45,6 +45,30 @@ def test_verified_area_uses_planted_area(economics) -> None:
     assert f["financed_area_ha"] == pytest.approx(11.5)
 
 
+def test_a_weak_contradiction_is_low_confidence_not_wrong_crop(economics) -> None:
+    """Another crop at 0.7 (calibrated: a 30 % chance the declaration is right) is held as
+    unsure and half financed; at 0.95 it withholds credit; verification needs only 0.6."""
+    f = feats(
+        [
+            parcel("P1", "F1", "maize", 5, detected_crop="sunflower", confidence=0.7),
+            parcel("P2", "F1", "maize", 5, detected_crop="non_crop", confidence=0.7),
+            parcel("P3", "F1", "maize", 5, detected_crop="sunflower", confidence=0.95),
+            parcel("P4", "F1", "maize", 5, planted_area_ha=5, confidence=0.65),
+        ],
+        economics,
+    ).loc["F1"]
+    statuses = {e["parcel_id"]: e["status"] for e in f["evidence"]}
+    assert statuses == {
+        "P1": "low_confidence",
+        "P2": "low_confidence",
+        "P3": "wrong_crop",
+        "P4": "verified",
+    }
+    assert "wrong_crop" in f["flags"] and "not_cropland" not in f["flags"]
+    assert f["low_confidence_share"] == pytest.approx(10 / 20)
+    assert f["financed_area_ha"] == pytest.approx(5 + 0.5 * 10)
+
+
 def test_pre_sowing_does_not_punish_invisible_spring_crops(economics) -> None:
     rows = [
         parcel(
