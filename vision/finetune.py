@@ -209,6 +209,22 @@ def finetune(
             )
             steps = max(steps, math.ceil(6 * len(bank) / cfg.batch))
             data["series"] = _class_counts(series)
+
+        def add_scenes(scs: Sequence[LabelledScene]) -> int:
+            """Feed crops of ``scs`` each step; the steps an epoch needs to cover them ~6x."""
+            sources.append(
+                labelled_patches(
+                    scs,
+                    patch=cfg.patch,
+                    batch=cfg.scene_batch,
+                    rng=rng,
+                    validity=validity,
+                    multiple=seg.cfg.size_multiple,
+                )
+            )
+            tiles = sum(math.ceil(s.labels.size / cfg.patch**2) for s in scs)
+            return math.ceil(6 * tiles / cfg.scene_batch)
+
         if cfg.replay:
             seeds = [TRAIN_SEEDS + i for i in range(cfg.replay)]
             regions = load_regions(seeds, cfg.replay_px, Season(2026), replay_cache)
@@ -216,32 +232,10 @@ def finetune(
                 LabelledScene(r.data, r.observed, r.labels.astype(np.int64), r.season)
                 for r in regions
             ]
-            sources.append(
-                labelled_patches(
-                    replayed,
-                    patch=cfg.patch,
-                    batch=cfg.scene_batch,
-                    rng=rng,
-                    validity=validity,
-                    multiple=seg.cfg.size_multiple,
-                )
-            )
-            tiles = sum(math.ceil(r.labels.size / cfg.patch**2) for r in regions)
-            steps = max(steps, math.ceil(6 * tiles / cfg.scene_batch))
+            steps = max(steps, add_scenes(replayed))
             data["replay_regions"] = seeds
         if scenes:
-            sources.append(
-                labelled_patches(
-                    scenes,
-                    patch=cfg.patch,
-                    batch=cfg.scene_batch,
-                    rng=rng,
-                    validity=validity,
-                    multiple=seg.cfg.size_multiple,
-                )
-            )
-            tiles = sum(math.ceil(s.labels.size / cfg.patch**2) for s in scenes)
-            steps = max(steps, math.ceil(6 * tiles / cfg.scene_batch))
+            steps = max(steps, add_scenes(scenes))
             labels = np.concatenate([s.labels.ravel() for s in scenes])
             labels = labels[labels != IGNORE_INDEX]
             names, counts = np.unique(labels, return_counts=True)
