@@ -30,6 +30,9 @@ Definitions (one row per parcel, columns of DESIGN.md "Parcel assessment"):
   crop's. ``growth_stage`` is that crop's stage at ``as_of``. ``health_drop_z``
   (:func:`vision.health.health_drop`): the parcel's fall against its own earlier z over its
   last ``DROP_LOOKBACK`` emerged dekads (sd, > 0 = worse now; NaN when too few are judged).
+  ``ndre_z`` (chlorophyll, red edge) and ``ndmi_z`` (canopy water): the same z at ``as_of``
+  against the same crop's NDRE / NDMI reference, on the dekads NDVI judges (emerged crop,
+  clear view). They are shown beside ``health_z``; the class and the credit features use NDVI.
 - Parcels without any pixel (``ParcelPixels.empty``): detected_crop = declared_crop,
   confidence 0, fractions 0, observed_fraction 0, health "unknown", planted area 0 with the
   interval [0, area_ha], so the credit policy holds them for review.
@@ -86,6 +89,8 @@ ASSESSMENT_COLUMNS: tuple[str, ...] = (
     "observed_fraction",
     "ndvi_last",
     "health_z",
+    "ndre_z",
+    "ndmi_z",
     "health_season_min_z",
     "health_drop_z",
     "health_class",
@@ -241,6 +246,12 @@ def assess_parcels(
     regions = parcels["region"].astype(str).tolist()
     ref_mean, ref_sd = hl.reference_arrays(reference_curves, ref_crops, regions, "ndvi")
     z = hl.health_zscore(ndvi, ref_mean, ref_sd, valid, t_now)
+    other_z = {}
+    for name in ("ndre", "ndmi"):
+        o_mean, o_sd = hl.reference_arrays(reference_curves, ref_crops, regions, name)
+        o_valid = valid & np.isfinite(curves_idx[name])
+        oz = hl.health_zscore(curves_idx[name], o_mean, o_sd, o_valid, t_now, ref_ndvi=ref_mean)
+        other_z[name] = np.where(empty, np.nan, oz).astype(np.float64)
     ndvi_j, ref_j = hl.last_judged(ndvi, ref_mean, valid, ref_mean, t_now)
     klass = hl.health_class(z, ndvi_j, ref_j)
     z = np.where(empty, np.nan, z)
@@ -276,6 +287,8 @@ def assess_parcels(
         "observed_fraction": observed_fraction,
         "ndvi_last": ndvi_last,
         "health_z": z.astype(np.float64),
+        "ndre_z": other_z["ndre"],
+        "ndmi_z": other_z["ndmi"],
         "health_season_min_z": worst_z.astype(np.float64),
         "health_drop_z": drop_z.astype(np.float64),
         "health_class": klass,

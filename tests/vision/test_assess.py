@@ -125,6 +125,18 @@ def test_columns_and_values(scene) -> None:  # type: ignore[no-untyped-def]
     assert cur_a["valid_fraction"].iloc[6] == 0.0 and cur_a["valid_fraction"].iloc[20] == 1.0
 
 
+def test_ndre_and_ndmi_z_follow_the_canopy(scene) -> None:  # type: ignore[no-untyped-def]
+    """B's NIR is far below A's (NDVI 3.5 SD under maize): its red-edge and moisture indices
+    fall with it, so its NDRE and NDMI z sit well below A's; the empty parcel has none."""
+    parcels, comp, proba, curves = scene
+    table, _ = assess_parcels(parcels, comp, proba, reference_curves=curves)
+    t = table.set_index("parcel_id")
+    for col in ("ndre_z", "ndmi_z"):
+        assert np.isfinite(t.loc[["A", "B"], col]).all(), col
+        assert t.loc["B", col] < t.loc["A", col] - 1.0, (col, t[col].tolist())
+        assert np.isnan(t.loc["C", col]), col
+
+
 def test_error_matrix_widens_interval(scene) -> None:  # type: ignore[no-untyped-def]
     parcels, comp, proba, curves = scene
     k = len(CROPS)
