@@ -32,6 +32,7 @@ from geo.types import BANDS, CROP_INDEX, CROPS, REFLECTANCE_SCALE, STAGES, Growt
 from geo.zonal import (
     ParcelPixels,
     build_parcel_index,
+    grid_parcel_index,
     parcel_class_fractions,
     parcel_mean,
     parcel_observed_fraction,
@@ -64,6 +65,7 @@ __all__ = [
     "SourceUnavailableError",
     "TileSource",
     "build_parcel_index",
+    "grid_parcel_index",
     "clear_mask",
     "clear_mask_from_probability",
     "composite_dekads",

@@ -26,6 +26,7 @@ from geo.errors import ImageryError, ParcelError
 __all__ = [
     "ParcelPixels",
     "build_parcel_index",
+    "grid_parcel_index",
     "parcel_class_fractions",
     "parcel_mean",
     "parcel_observed_fraction",
@@ -198,6 +199,40 @@ def build_parcel_index(
             ", ".join(empty[:5]),
         )
     return ParcelPixels(ids, offsets, pixels, interior_flags, (int(height), int(width)), empty)
+
+
+def grid_parcel_index(grid: np.ndarray, n: int | None = None) -> ParcelPixels:
+    """The :class:`ParcelPixels` of a raster of parcel numbers (a generated region's truth).
+
+    Args:
+        grid: (H, W) int, parcel number 0..n-1 per pixel, -1 outside every parcel.
+        n: number of parcels (default ``grid.max() + 1``); ids are ``"0"``..``str(n - 1)``.
+
+    A pixel is interior when its 3x3 neighbourhood has its own number, as
+    :func:`build_parcel_index` judges from the polygon; here pixels off the grid count as
+    outside, so a parcel cut by the grid edge loses that edge ring too.
+    """
+    grid = np.asarray(grid)
+    h, w = grid.shape
+    n = int(grid.max()) + 1 if n is None else int(n)
+    flat = grid.ravel()
+    inside = np.flatnonzero(flat >= 0)
+    order = inside[np.argsort(flat[inside], kind="stable")]  # by parcel, ascending pixels
+    counts = np.bincount(flat[inside], minlength=n).astype(np.int64)
+    padded = np.pad(grid, 1, constant_values=-1)
+    interior = np.ones((h, w), dtype=bool)
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            interior &= padded[dr : dr + h, dc : dc + w] == grid
+    ids = [str(i) for i in range(n)]
+    return ParcelPixels(
+        ids,
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        order.astype(np.int64),
+        interior.ravel()[order],
+        (int(h), int(w)),
+        [pid for pid, c in zip(ids, counts, strict=True) if c == 0],
+    )
 
 
 def _flat_values(index: ParcelPixels, values: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from geo.samples import SampleSeries
+from geo.zonal import grid_parcel_index, parcel_proba_mean
 from vision.dataset import RegionData, stage_indices, truncate_season
 from vision.infer import predict_proba
 from vision.model import Segmenter, model_input
@@ -138,32 +139,11 @@ def fit_series_temperature(seg: Segmenter, series: SampleSeries) -> float:
     return t
 
 
-def interior_pixels(parcel_index: np.ndarray) -> np.ndarray:
-    """(H, W) bool: pixels whose 3x3 neighbourhood lies in their own parcel, plus every pixel
-    of a parcel without such a pixel (as ``geo.zonal.ParcelPixels.interior_only`` on a grid of
-    parcel numbers, -1 outside parcels)."""
-    h, w = parcel_index.shape
-    padded = np.pad(parcel_index, 1, constant_values=-1)
-    keep = parcel_index >= 0
-    for dr in range(3):
-        for dc in range(3):
-            keep &= padded[dr : dr + h, dc : dc + w] == parcel_index
-    n = int(parcel_index.max()) + 1 if parcel_index.size else 0
-    inside = parcel_index >= 0
-    has_core = np.bincount(parcel_index[keep], minlength=n) > 0
-    return keep | (inside & ~has_core[np.where(inside, parcel_index, 0)])
-
-
-def region_parcel_mean(proba: np.ndarray, parcel_index: np.ndarray) -> np.ndarray:
-    """(n, K) mean probability over each parcel's interior pixels (:func:`interior_pixels`;
-    NaN rows for parcels without a pixel); ``proba`` (K, H, W), parcels numbered 0..n-1."""
-    n = int(parcel_index.max()) + 1 if parcel_index.size else 0
-    keep = interior_pixels(parcel_index)
-    rows = parcel_index[keep]
-    cnt = np.bincount(rows, minlength=n).astype(np.float64)
-    sums = np.stack([np.bincount(rows, weights=p[keep], minlength=n) for p in proba], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / cnt[:, None]
+def region_parcel_mean(proba: np.ndarray, parcel_index: np.ndarray, n: int) -> np.ndarray:
+    """(n, K) mean probability over each parcel's interior pixels, as :mod:`vision.assess`
+    takes it (a parcel without interior pixels keeps all of them; NaN rows for parcels
+    without a pixel); ``proba`` (K, H, W), ``parcel_index`` a region's (H, W) parcel numbers."""
+    return parcel_proba_mean(grid_parcel_index(parcel_index, n).interior_only(), proba)
 
 
 def parcel_probabilities(p_mean: np.ndarray, temperature: float) -> np.ndarray:
@@ -188,10 +168,10 @@ def fit_parcel_temperature(seg: Segmenter, regions: Sequence[RegionData]) -> flo
         for a in stage_indices(reg.season).values():
             comp = truncate_season(reg.data, reg.observed, a)
             proba = predict_proba(seg, model_input(comp, validity=seg.cfg.validity_channels))
-            mean = region_parcel_mean(proba, reg.parcel_index)
+            mean = region_parcel_mean(proba, reg.parcel_index, len(reg.parcel_crops))
             ok = np.isfinite(mean).all(axis=1)
             logs.append(np.log(np.clip(mean[ok], 1e-12, None)))
-            labs.append(reg.parcel_crops[: len(mean)][ok].astype(np.int64))
+            labs.append(reg.parcel_crops[ok].astype(np.int64))
     t = fit_temperature(
         torch.from_numpy(np.concatenate(logs)).float(), torch.from_numpy(np.concatenate(labs))
     )

@@ -57,10 +57,10 @@ class _StageAcc:
         labels = reg.labels.astype(np.int64)
         self.confusion += np.bincount((labels * k + pred).ravel(), minlength=k * k).reshape(k, k)
         _add_bins(self.bins, proba.max(axis=0).ravel(), (pred == labels).ravel())
-        mean = region_parcel_mean(proba, reg.parcel_index)
+        mean = region_parcel_mean(proba, reg.parcel_index, len(reg.parcel_crops))
         has = np.isfinite(mean).all(axis=1)
         parcel = parcel_probabilities(mean[has], self.parcel_temperature)
-        ok = parcel.argmax(axis=1) == reg.parcel_crops[: len(mean)][has]
+        ok = parcel.argmax(axis=1) == reg.parcel_crops[has]
         self.parcel_n += int(has.sum())
         self.parcel_ok += int(ok.sum())
         _add_bins(self.pbins, parcel.max(axis=1), ok)

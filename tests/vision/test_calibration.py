@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from shapely.geometry import box
 
-from geo.zonal import build_parcel_index, rasterize_parcels
-from vision.calibration import interior_pixels, parcel_probabilities, region_parcel_mean
+from geo.zonal import build_parcel_index, grid_parcel_index, rasterize_parcels
+from vision.calibration import parcel_probabilities, region_parcel_mean
 from vision.classify import classify_series
 from vision.model import Segmenter, load_segmenter
 
@@ -32,7 +32,8 @@ def test_interior_pixels_match_the_parcel_index_away_from_the_grid_edge() -> Non
     geoms = [_cells(2, 2, 9, 8), _cells(9, 2, 15, 8), _cells(20, 3, 22, 17)]
     parcels = gpd.GeoDataFrame({"parcel_id": ["A", "B", "S"]}, geometry=geoms, crs="EPSG:32631")
     grid = rasterize_parcels(parcels, GRID, SHAPE, np.arange(1, 4), fill=0).astype(np.int64) - 1
-    mine = interior_pixels(grid)
+    mine = np.zeros(SHAPE, bool)
+    mine.ravel()[grid_parcel_index(grid).interior_only().pixels] = True
     core = build_parcel_index(parcels, GRID, SHAPE).interior_only()
     expected = np.zeros(SHAPE, bool)
     expected.ravel()[core.pixels] = True
@@ -47,7 +48,7 @@ def test_region_parcel_mean_averages_interior_pixels_only() -> None:
     proba[0] = 0.2
     proba[0, 1:4, 1:4] = 0.8
     proba[1] = 1 - proba[0]
-    mean = region_parcel_mean(proba, grid)
+    mean = region_parcel_mean(proba, grid, 1)
     np.testing.assert_allclose(mean, [[0.8, 0.2]])
 
 
