@@ -128,10 +128,16 @@ class SynthConfig:
     crs: str = "EPSG:32631"
     origin: tuple[float, float] = (288_000.0, 5_178_000.0)
     events: bool = True
+    #: Share of annual-crop parcels (> 1 ha, no event) sown on only part of their area
+    #: (50-90 %, cut by a straight line); the rest is left to grass. Declarations still claim
+    #: the whole parcel. 0 (the default) draws nothing, so other outputs do not change.
+    partial_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not 32 <= self.size_px <= 4096:
             raise ValueError(f"size_px={self.size_px}; expected 32..4096 pixels")
+        if not 0.0 <= self.partial_share <= 1.0:
+            raise ValueError(f"partial_share={self.partial_share}; expected 0..1")
         if self.n_farmers < 1 or self.revisit_days < 1:
             raise ValueError("n_farmers and revisit_days must be >= 1")
 
@@ -144,7 +150,10 @@ class SyntheticRegion:
     ``truth``: one row per parcel; ``crop_map``: (H, W) uint8 true class index per pixel;
     ``parcel_index``: (H, W) int32 row of ``truth`` owning the pixel (-1 none);
     ``cover``: (H, W) uint8 land cover of :mod:`geo.synth.layout`; ``pheno``: per-parcel
-    curve parameters and event timing (index = rows of ``truth``) used by the scene model.
+    curve parameters and event timing (index = rows of ``truth``, then one row per part left
+    unsown) used by the scene model; ``pheno_index``: (H, W) int32 row of ``pheno`` per pixel
+    (-1 outside parcels; None = ``parcel_index``). ``truth["planted_share"]``: share of the
+    parcel's pixels carrying its true crop (1 unless ``partial_share`` left part unsown).
     """
 
     parcels: gpd.GeoDataFrame
@@ -157,6 +166,7 @@ class SyntheticRegion:
     parcel_index: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
     cover: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
     pheno: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pheno_index: np.ndarray | None = None
 
 
 def _farmer_order(layout: Layout, rng: np.random.Generator) -> np.ndarray:
@@ -334,6 +344,12 @@ def simulate_region(cfg: SynthConfig) -> SyntheticRegion:
     crop_map = np.where(pidx >= 0, crop_idx[np.maximum(pidx, 0)], CROP_INDEX["non_crop"]).astype(
         np.uint8
     )
+    pheno_index = None
+    truth["planted_share"] = 1.0
+    if cfg.partial_share > 0:
+        pheno, pheno_index = _leave_unsown(
+            rng_for(cfg.seed, "partial"), cfg, cal, truth, pheno, pidx, crop_map, area
+        )
     log.info("region seed=%d: %d parcels, %d farmers, %d px", cfg.seed, m, n_f, cfg.size_px)
     return SyntheticRegion(
         parcels=parcels,
@@ -346,7 +362,47 @@ def simulate_region(cfg: SynthConfig) -> SyntheticRegion:
         parcel_index=pidx.astype(np.int32),
         cover=cover,
         pheno=pheno,
+        pheno_index=pheno_index,
     )
+
+
+def _leave_unsown(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    cal: dict[str, CropCalendar],
+    truth: pd.DataFrame,
+    pheno: pd.DataFrame,
+    pidx: np.ndarray,
+    crop_map: np.ndarray,
+    area: np.ndarray,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Leave part of ``cfg.partial_share`` of the eligible parcels to grass, in place on
+    ``crop_map`` and ``truth["planted_share"]``; returns pheno with one grass row per part and
+    the pixel -> pheno row raster."""
+    n = len(area)
+    crops = truth["true_crop"].astype(str).to_numpy()[:n]
+    ok = np.isin(crops, ANNUAL) & (area > 1.0) & (truth["event"].to_numpy()[:n] == "none")
+    ok &= ~truth["overlap"].to_numpy()[:n]
+    chosen = np.flatnonzero(ok & (rng.random(n) < cfg.partial_share))
+    pheno_index = pidx.copy()
+    ys, xs = np.nonzero(pidx >= 0)
+    owner = pidx[ys, xs]
+    grass = pd.DataFrame(
+        {"true_crop": "grassland", "event": "none", "event_start": [None] * len(chosen)}
+    )
+    extra = _phenology(rng, cal, grass, len(chosen), chosen.tolist(), cfg.season)
+    for j, i in enumerate(chosen):
+        mine = owner == i
+        share = float(rng.uniform(0.5, 0.9))
+        angle = float(rng.uniform(0.0, 2 * math.pi))
+        along = ys[mine] * math.sin(angle) + xs[mine] * math.cos(angle)
+        unsown = along > np.quantile(along, share)
+        py, px = ys[mine][unsown], xs[mine][unsown]
+        crop_map[py, px] = CROP_INDEX["grassland"]
+        pheno_index[py, px] = n + j
+        truth.loc[i, "planted_share"] = 1.0 - float(unsown.mean())
+    extra.index = extra.index + len(pheno)
+    return pd.concat([pheno, extra]), pheno_index
 
 
 def _farmers(

@@ -60,7 +60,7 @@ def pixel_model(region: SyntheticRegion, seed: int) -> PixelModel:
     """Gather per-parcel parameters onto pixels and add smooth within-field variation."""
     rng = rng_for(seed, "pixels")
     shape = region.crop_map.shape
-    pid = region.parcel_index
+    pid = region.parcel_index if region.pheno_index is None else region.pheno_index
     inside = pid >= 0
     idx = np.maximum(pid, 0)
     ph = region.pheno

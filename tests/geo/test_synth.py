@@ -159,3 +159,33 @@ def test_calibration_rmse_on_real_data() -> None:
     rmse = dict(zip(table["crop"], table["rmse"], strict=True))
     for crop in ("winter_cereals", "maize", "grassland"):
         assert rmse[crop] < 0.08, table
+
+
+def test_partial_sowing_is_opt_in_and_leaves_grass(small_region) -> None:
+    assert small_region.pheno_index is None
+    assert (small_region.truth["planted_share"] == 1.0).all()
+    with pytest.raises(ValueError, match="partial_share"):
+        SynthConfig(partial_share=1.5)
+    cfg = SynthConfig(seed=3, size_px=128, n_farmers=20, partial_share=1.0)
+    r = simulate_region(cfg)
+    # the same parcels, declarations and events: only the partial stream is new
+    assert r.parcels.to_wkb().equals(small_region.parcels.to_wkb())
+    assert r.truth.drop(columns="planted_share").equals(
+        small_region.truth.drop(columns="planted_share")
+    )
+    part = r.truth.index[r.truth["planted_share"] < 1.0]
+    assert len(part) >= 5
+    grass = CROPS.index("grassland")
+    for i in part:
+        mine = r.parcel_index == i
+        crop = CROPS.index(r.truth.at[i, "true_crop"])
+        sown = float((r.crop_map[mine] == crop).mean())
+        assert sown == pytest.approx(r.truth.at[i, "planted_share"], abs=1e-9)
+        assert 0.45 <= sown <= 0.92
+        assert ((r.crop_map[mine] == crop) | (r.crop_map[mine] == grass)).all()
+        # the unsown pixels follow a grassland curve of their own
+        rows = np.unique(r.pheno_index[mine & (r.crop_map == grass)])
+        assert len(rows) == 1 and rows[0] >= len(r.pheno) - len(part)
+    assert (r.pheno_index[r.parcel_index < 0] < 0).all()
+    scenes = list(itertools.islice(simulate_scenes(r, cfg), 40, 41))
+    assert scenes[0].dn.shape[1:] == r.crop_map.shape
