@@ -219,6 +219,9 @@ def assess(
         composite,
         proba,
         reference_curves=load_reference_curves(),
+        # the stage's error matrix widens the planted-area interval by the crop's precision
+        # and recall (issue #8)
+        area_error=seg.error_matrix(composite.as_of),  # type: ignore[attr-defined]
         parcel_temperature=seg.parcel_temperature,  # type: ignore[attr-defined]
         # health follows the detected crop only where the features would call the declaration
         # wrong: a weaker contradiction is judged against the declared crop

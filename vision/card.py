@@ -213,6 +213,15 @@ def write_card(path: Path, result: TrainResult, weights: Path) -> None:
             + ", ".join(f"{c} {v:.2f}" for c, v in harvest["iou"].items() if v is not None)
             + ".",
         ]
+    if meta.get("area_error_by_stage"):
+        lines += [
+            "",
+            "Planted-area interval: the assessment widens each parcel's interval by its crop's "
+            "precision and recall in the error matrix of the stage, counted over the test "
+            "regions' parcel interiors (the pixels it reads; `meta['area_error_by_stage']`, "
+            "`Segmenter.error_matrix`). `python -m eval planted` measures the area error and "
+            "how often the interval holds the truth.",
+        ]
     lines += [
         "",
         "## Limits",
@@ -248,7 +257,7 @@ def write_card(path: Path, result: TrainResult, weights: Path) -> None:
         "generated scenes only, with a log line, when not. Deterministic for a seed, machine "
         "and thread count when the run completes its planned steps within the budget.) "
         "Evaluate: `python -m eval segmenter`, `python -m eval realcrops`, "
-        "`python -m eval finetune`.",
+        "`python -m eval planted`, `python -m eval finetune`.",
         "",
     ]
     path.write_text("\n".join(lines))

@@ -17,6 +17,7 @@ import numpy as np
 
 from geo.samples import SampleSeries
 from geo.types import CROPS
+from geo.zonal import grid_parcel_index
 from vision.calibration import parcel_probabilities, region_parcel_mean
 from vision.dataset import RegionData, stage_indices, truncate_season
 from vision.infer import predict_proba
@@ -46,6 +47,7 @@ class _StageAcc:
         self.k = k
         self.parcel_temperature = parcel_temperature
         self.confusion = np.zeros((k, k), np.int64)
+        self.interior = np.zeros((k, k), np.int64)
         self.bins = np.zeros((3, N_BINS))
         self.pbins = np.zeros((3, N_BINS))
         self.parcel_n = 0
@@ -57,6 +59,9 @@ class _StageAcc:
         labels = reg.labels.astype(np.int64)
         self.confusion += np.bincount((labels * k + pred).ravel(), minlength=k * k).reshape(k, k)
         _add_bins(self.bins, proba.max(axis=0).ravel(), (pred == labels).ravel())
+        inner = grid_parcel_index(reg.parcel_index, len(reg.parcel_crops)).interior_only().pixels
+        flat = (labels * k + pred).ravel()[inner]
+        self.interior += np.bincount(flat, minlength=k * k).reshape(k, k)
         mean = region_parcel_mean(proba, reg.parcel_index, len(reg.parcel_crops))
         has = np.isfinite(mean).all(axis=1)
         parcel = parcel_probabilities(mean[has], self.parcel_temperature)
@@ -84,6 +89,7 @@ class _StageAcc:
             "n_pixels": int(cm.sum()),
             "n_parcels": self.parcel_n,
             "confusion": cm.tolist(),
+            "interior_confusion": self.interior.tolist(),
         }
 
 
@@ -94,7 +100,9 @@ def evaluate_segmenter(
 
     Returns:
         {stage: {pixel_accuracy, miou, iou (per class), ece, parcel_accuracy, parcel_ece,
-        n_pixels, n_parcels, confusion (K x K pixel counts, rows true, columns predicted)}}.
+        n_pixels, n_parcels, confusion (K x K pixel counts, rows true, columns predicted),
+        interior_confusion (the same over parcels' interior pixels, those
+        :mod:`vision.assess` reads: the planted-area error matrix)}}.
     """
     out: dict[str, dict[str, Any]] = {}
     if not regions:

@@ -20,6 +20,7 @@ Weights file (``data/models/segmenter.pt``): a ``torch.save`` dict with ``format
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -207,6 +208,38 @@ class Segmenter:
         parcel_probabilities`), fitted on the calibration regions' parcels; 1 (the plain mean)
         where none was fitted (``meta["parcel_temperature"]``)."""
         return float(self.meta.get("parcel_temperature", 1.0))
+
+    def error_matrix(self, as_of: dt.date) -> np.ndarray | None:
+        """The (K, K) error matrix (rows true class, columns predicted) for the planted-area
+        interval of :mod:`vision.assess`, measured on the held-out generated regions at the
+        latest decision stage on or before ``as_of`` (the first stage before any).
+
+        Read from ``meta["area_error_by_stage"]`` (parcels' interior pixels, the pixels the
+        assessment reads), else ``meta["confusion_by_stage"]`` (all pixels), else the harvest
+        ``meta["confusion"]``; None where the weights hold none. A fine-tuned model carries
+        its base model's matrices."""
+        by_stage = self.meta.get("area_error_by_stage") or self.meta.get("confusion_by_stage") or {}
+        dates = self.meta.get("stage_dates") or {}
+        season_year = as_of.year + 1 if as_of.month >= 11 else as_of.year
+        stages = []
+        for stage, mmdd in dates.items():
+            if stage in by_stage:
+                month, day = (int(p) for p in str(mmdd).split("-"))
+                when = dt.date(season_year - 1 if month >= 11 else season_year, month, day)
+                stages.append((when, stage))
+        if stages:
+            stages.sort()
+            past = [stage for when, stage in stages if when <= as_of]
+            matrix = by_stage[past[-1] if past else stages[0][1]]
+        else:
+            matrix = self.meta.get("confusion")
+        if matrix is None:
+            return None
+        out = np.asarray(matrix, dtype=np.float64)
+        k = self.cfg.classes
+        if out.shape != (k, k):
+            raise ModelError(f"error matrix has shape {out.shape}; expected ({k}, {k})")
+        return out
 
     def prepare(self, composite_data: np.ndarray) -> np.ndarray:
         """:func:`model_input` with this model's validity setting: (T, C, H, W) -> (Cin, H, W)."""

@@ -331,9 +331,11 @@ def _train(cfg: TrainConfig, *, progress: bool, t_start: float) -> TrainResult:
         "legend": list(CROPS),
         "stage_dates": dict(STAGE_DATES),
         "metrics": {
-            s: {k: v for k, v in m.items() if k != "confusion"} for s, m in metrics.items()
+            s: {k: v for k, v in m.items() if k not in ("confusion", "interior_confusion")}
+            for s, m in metrics.items()
         },
         "confusion_by_stage": {s: m["confusion"] for s, m in metrics.items()},
+        "area_error_by_stage": {s: m["interior_confusion"] for s, m in metrics.items()},
         "confusion": metrics["harvest"]["confusion"] if "harvest" in metrics else None,
     }
     seg.meta = meta
