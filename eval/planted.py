@@ -1,0 +1,164 @@
+"""Planted area on generated scenes with known truth, by decision stage (issue #8).
+
+    python -m eval planted [--regions 3] [--size 160] [--weights data/models/segmenter.pt]
+
+Fresh regions (``geo.synth`` seeds 50000+, used by no training, calibration or test set) go
+through the pipeline's own path: scenes -> :func:`geo.composite.composite_dekads` up to each
+stage date -> :func:`vision.infer.predict_proba` -> :func:`vision.assess.assess_parcels` with the
+segmenter's error matrix for that date (:meth:`vision.model.Segmenter.error_matrix`), as the
+season flow calls it. Per parcel the truth is the area of its true crop (the parcel's area
+times the share of its pixels sown with it, ``truth["planted_share"]``; a quarter of the eligible
+parcels are sown on only 50-90 % of their area); the estimate is ``planted_area_ha``.
+
+Reported per stage, over the parcels with a crop (not-cropland parcels have no planted area):
+median and 90th-percentile relative planted-area error |estimate - truth| / truth (target:
+median < 5 %), the share of parcels whose detected crop is the true one, and how often the
+interval [``planted_area_lo_ha``, ``planted_area_hi_ha``] holds the truth, with and without the
+error matrix, and its median width (share of the parcel's area).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+EVAL_SEEDS: Final[int] = 50_000
+TARGET_MEDIAN: Final[float] = 0.05
+#: Share of eligible parcels sown on part of their area only (``SynthConfig.partial_share``).
+PARTIAL_SHARE: Final[float] = 0.25
+
+
+def region_errors(
+    seed: int, size_px: int, weights: Path | None = None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per stage, per parcel with a crop: relative error, detection, interval hits and width."""
+    from geo.composite import composite_dekads
+    from geo.parcels import validate_parcels
+    from geo.synth.region import simulate_region
+    from geo.synth.scenes import simulate_scenes
+    from geo.types import Season
+    from vision.assess import assess_parcels
+    from vision.dataset import STAGE_DATES, stage_as_of, synth_config
+    from vision.health import load_reference_curves
+    from vision.infer import predict_proba
+    from vision.model import load_segmenter
+
+    seg = load_segmenter(weights)
+    season = Season(2026)
+    cfg = dataclasses.replace(synth_config(seed, size_px, season), partial_share=PARTIAL_SHARE)
+    region = simulate_region(cfg)
+    scenes = list(simulate_scenes(region, cfg))
+    parcels = validate_parcels(region.parcels, source=f"synth seed {seed}").parcels
+    truth = region.truth.set_index("parcel_id").loc[parcels["parcel_id"]]
+    share_p = truth["planted_share"].to_numpy()
+    true_ha = parcels["area_ha"].to_numpy() * share_p
+    cropped = (truth["true_crop"].to_numpy() != "non_crop") & ~truth["overlap"].to_numpy()
+    refs = load_reference_curves()
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for stage in STAGE_DATES:
+        as_of = stage_as_of(season, stage)
+        comp = composite_dekads(scenes, season, as_of)
+        proba = predict_proba(seg, seg.prepare(comp.data))
+        res = {}
+        for name, matrix in (("plain", None), ("matrix", seg.error_matrix(as_of))):
+            table, _ = assess_parcels(
+                parcels,
+                comp,
+                proba,
+                reference_curves=refs,
+                area_error=matrix,
+                parcel_temperature=seg.parcel_temperature,
+            )
+            res[name] = table
+        table = res["matrix"]
+        est = table["planted_area_ha"].to_numpy()
+        keep = cropped & (true_ha > 0)
+        stage_out = {
+            "error": np.abs(est - true_ha)[keep] / true_ha[keep],
+            "detected": (table["detected_crop"].to_numpy() == truth["true_crop"].to_numpy())[keep],
+            "partial": (share_p < 1.0)[keep],
+        }
+        for name, t in res.items():
+            lo, hi = t["planted_area_lo_ha"].to_numpy(), t["planted_area_hi_ha"].to_numpy()
+            stage_out[f"hit_{name}"] = ((lo <= true_ha + 1e-6) & (true_ha - 1e-6 <= hi))[keep]
+            stage_out[f"width_{name}"] = ((hi - lo) / parcels["area_ha"].to_numpy())[keep]
+        out[stage] = stage_out
+    return out
+
+
+def evaluate(
+    n_regions: int = 3, size_px: int = 160, weights: Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per stage: parcels, median / p90 relative error, detection, interval coverage, width."""
+    per_region = [region_errors(EVAL_SEEDS + i, size_px, weights) for i in range(n_regions)]
+    out: dict[str, dict[str, Any]] = {}
+    for stage in per_region[0]:
+        cat = {k: np.concatenate([r[stage][k] for r in per_region]) for k in per_region[0][stage]}
+        ok = cat["detected"]
+        out[stage] = {
+            "n": int(len(cat["error"])),
+            "median": float(np.median(cat["error"])),
+            "p90": float(np.quantile(cat["error"], 0.9)),
+            "median_detected": float(np.median(cat["error"][ok])) if ok.any() else float("nan"),
+            "n_partial": int(cat["partial"].sum()),
+            "median_partial": float(np.median(cat["error"][cat["partial"]]))
+            if cat["partial"].any()
+            else float("nan"),
+            "detected": float(ok.mean()),
+            "cover_plain": float(cat["hit_plain"].mean()),
+            "cover_matrix": float(cat["hit_matrix"].mean()),
+            "width_plain": float(np.median(cat["width_plain"])),
+            "width_matrix": float(np.median(cat["width_matrix"])),
+        }
+    return out
+
+
+def run(n_regions: int = 3, size_px: int = 160, weights: Path | None = None) -> str:
+    """Markdown table of planted-area error and interval coverage by stage."""
+    from vision.dataset import STAGE_DATES
+    from vision.model import load_segmenter
+
+    seg = load_segmenter(weights)
+    res = evaluate(n_regions, size_px, weights)
+    lines = [
+        f"Planted area, segmenter {seg.version}, {n_regions} fresh generated regions of "
+        f"{size_px} px (seeds {EVAL_SEEDS}+, {PARTIAL_SHARE:.0%} of eligible parcels sown on "
+        f"50-90 % of their area), parcels with a crop; error = |estimate - truth| / truth "
+        f"(target: median < {TARGET_MEDIAN:.0%})",
+        "",
+        "| stage | as_of | parcels | crop right | median error | p90 error | median error, "
+        "crop right | median error, part sown | interval holds truth: binomial / + error "
+        "matrix | median width: binomial / + error matrix |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for stage, r in res.items():
+        verdict = "met" if r["median"] < TARGET_MEDIAN else "below"
+        lines.append(
+            f"| {stage} | {STAGE_DATES[stage]} | {r['n']} | {r['detected']:.3f} | "
+            f"{r['median']:.1%} ({verdict}) | {r['p90']:.1%} | {r['median_detected']:.1%} | "
+            f"{r['median_partial']:.1%} ({r['n_partial']}) | "
+            f"{r['cover_plain']:.3f} / {r['cover_matrix']:.3f} | {r['width_plain']:.1%} / "
+            f"{r['width_matrix']:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regions", type=int, default=3)
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--weights", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    sys.stdout.write(run(args.regions, args.size, args.weights) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
