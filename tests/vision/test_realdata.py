@@ -211,3 +211,34 @@ def test_finetune_on_samples_lowers_their_loss(series: SampleSeries) -> None:
     assert after < 0.8 * before, (before, after)
     assert series_loss(seg, series) == pytest.approx(before)  # the original is untouched
     assert res.meta["finetune"]["data"]["series"] == {c: 12 for c in CODES}
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_uniform_images_show_the_whole_season_at_full_season_share(
+    series: SampleSeries, share: float
+) -> None:
+    """full_season_share = 1: every image keeps its last observed dekads; 0: a random as_of
+    (<= the harvest stage most of the time) cuts them."""
+    from vision.dataset import uniform_images
+
+    bank = series_bank(series)
+    t = series.data.shape[1]
+    batches = uniform_images(
+        bank,
+        side=8,
+        batch=32,
+        rng=np.random.default_rng(0),
+        season=series.season,
+        monthly_share=0.0,
+        full_season_share=share,
+        max_shift=0,
+    )
+    x, _ = next(batches)
+    valid = x[:, t * len(BANDS) :, 0, 0]  # (batch, T) validity channels
+    last = valid.shape[1] - 1 - np.argmax(valid[:, ::-1] > 0.5, axis=1)
+    observed_last = t - 1 - np.argmax(series.observed[:, ::-1], axis=1)
+    if share == 1.0:
+        assert last.min() >= observed_last.min()  # nothing cut at as_of
+        assert (last >= t - 4).mean() > 0.9
+    else:
+        assert (last < t - 4).mean() > 0.5
