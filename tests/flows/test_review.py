@@ -368,6 +368,8 @@ def test_officer_reviews_a_farmer_in_chromium(live: LiveServer, tiny: TinyRun, c
     panel = chrome.find_element(By.ID, "parcel-panel")
     assert "rapeseed" in panel.find_element(By.CSS_SELECTOR, ".declared-crop").text
     assert "rapeseed" in panel.find_element(By.CSS_SELECTOR, ".detected-crop").text
+    planted = panel.find_element(By.CSS_SELECTOR, ".planted-area").text
+    assert re.fullmatch(r"[\d.]+ ha \(likely [\d.]+\u2013[\d.]+ ha\)", planted), planted
     assert len(panel.find_elements(By.CSS_SELECTOR, "svg.curve polyline.obs")) == 1
     # the per-pixel NDVI of a chosen dekad
     dekad = chrome.execute_script(

@@ -151,8 +151,9 @@
     row(t, "crop share of pixels", pct(p.crop_fraction));
     row(t, "declared area", fmt(p.declared_area_ha) + " ha", "declared-area");
     row(t, "measured area", fmt(p.area_ha) + " ha");
-    row(t, "planted area", fmt(p.planted_area_ha) + " ha (" + fmt(p.planted_area_lo_ha) +
-        "\u2013" + fmt(p.planted_area_hi_ha) + ")", "planted-area");
+    // the interval: pixel votes, widened by the crop's precision / recall at this stage
+    row(t, "planted area", fmt(p.planted_area_ha) + " ha (likely " + fmt(p.planted_area_lo_ha) +
+        "\u2013" + fmt(p.planted_area_hi_ha) + " ha)", "planted-area");
     row(t, "observed (clear) share", pct(p.observed_fraction));
     var h = row(t, "health", label(p.health_class) + " (z " + fmt(p.health_z) + ")",
                 "health");
