@@ -355,6 +355,8 @@ class SeasonOutputs:
             "observed_fraction",
             "ndvi_last",
             "health_z",
+            "ndre_z",
+            "ndmi_z",
             "health_class",
             "health_since",
             "growth_stage",

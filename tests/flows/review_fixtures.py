@@ -108,6 +108,8 @@ def _assessment(stage: GrowthStage, parcels: gpd.GeoDataFrame) -> pd.DataFrame:
             "observed_fraction": 0.8,
             "ndvi_last": 0.55,
             "health_z": z,
+            "ndre_z": z + 0.25,
+            "ndmi_z": z - 0.5,
             "health_class": health,
             "health_since": dt.date(2026, 5, 11) if health in ("stressed", "failed") else None,
             "growth_stage": stage.value,

@@ -370,6 +370,11 @@ def test_officer_reviews_a_farmer_in_chromium(live: LiveServer, tiny: TinyRun, c
     assert "rapeseed" in panel.find_element(By.CSS_SELECTOR, ".detected-crop").text
     planted = panel.find_element(By.CSS_SELECTOR, ".planted-area").text
     assert re.fullmatch(r"[\d.]+ ha \(likely [\d.]+\u2013[\d.]+ ha\)", planted), planted
+    other = panel.find_element(By.CSS_SELECTOR, ".other-z").text
+    tables = [pd.read_parquet(f) for f in (tiny.out / "stages").glob("*/assessment.parquet")]
+    latest = max(tables, key=lambda t: t["as_of"].max())
+    p04 = latest.set_index("parcel_id").loc["P-04"]
+    assert other == f"NDRE z {p04.ndre_z:.2f} \u00b7 NDMI z {p04.ndmi_z:.2f}", other
     assert len(panel.find_elements(By.CSS_SELECTOR, "svg.curve polyline.obs")) == 1
     # the per-pixel NDVI of a chosen dekad
     dekad = chrome.execute_script(

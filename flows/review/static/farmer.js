@@ -159,6 +159,9 @@
                 "health");
     h.style.color = p.outline;
     if (p.health_since) row(t, "since", p.health_since);
+    // the same z against the crop's red-edge (chlorophyll) and moisture references
+    row(t, "chlorophyll / water", "NDRE z " + fmt(p.ndre_z) + " \u00b7 NDMI z " + fmt(p.ndmi_z),
+        "other-z");
     row(t, "NDVI last", fmt(p.ndvi_last));
     row(t, "as of", (p.as_of || "") + " (" + label(p.growth_stage) + ")");
     panel.appendChild(t);
