@@ -114,6 +114,22 @@ def test_overstated_area_flag(economics) -> None:
     assert f.loc["F1", "area_gap_share"] == pytest.approx(0.3)
 
 
+def test_eval_area_check_matches_the_features(economics) -> None:
+    """eval.planted counts part-sown parcels caught with the features' own area rule."""
+    from eval.planted import short_of_declared
+
+    rows = [
+        parcel("P1", "F1", "winter_cereals", 10, planted_area_ha=7),
+        parcel("P2", "F2", "winter_cereals", 10, planted_area_ha=9),
+        parcel("P3", "F3", "winter_cereals", 1.0, planted_area_ha=0.6),
+        parcel("P4", "F4", "maize", 10, planted_area_ha=6, confidence=0.5),
+    ]
+    flagged = feats(rows, economics)["flag_overstated_area"]
+    short = short_of_declared(frame(rows))
+    assert short.tolist() == [True, False, False, False]
+    assert short.tolist() == [bool(flagged.loc[f]) for f in ("F1", "F2", "F3", "F4")]
+
+
 def test_overlap_flag_ignores_own_parcels_and_slivers(economics) -> None:
     overlaps = pd.DataFrame(
         [
