@@ -21,14 +21,14 @@ declaration (`short_of_declared`), and of fully sown parcels wrongly so called.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+
+from eval._weights_cli import regions_main
 
 EVAL_SEEDS: Final[int] = 50_000
 TARGET_MEDIAN: Final[float] = 0.05
@@ -185,14 +185,7 @@ def run(n_regions: int = 3, size_px: int = 160, weights: Path | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regions", type=int, default=3)
-    parser.add_argument("--size", type=int, default=160)
-    parser.add_argument("--weights", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    sys.stdout.write(run(args.regions, args.size, args.weights) + "\n")
-    return 0
+    return regions_main(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

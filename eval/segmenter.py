@@ -11,10 +11,10 @@ pixel accuracy, mIoU, ECE, parcel accuracy, parcel ECE. Regions are cached in
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from pathlib import Path
+
+from eval._weights_cli import regions_main
 
 EVAL_SEEDS = 40_000
 
@@ -58,14 +58,7 @@ def run(n_regions: int = 3, size_px: int = 160, weights: Path | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regions", type=int, default=3)
-    parser.add_argument("--size", type=int, default=160)
-    parser.add_argument("--weights", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    sys.stdout.write(run(args.regions, args.size, args.weights) + "\n")
-    return 0
+    return regions_main(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":
