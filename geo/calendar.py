@@ -43,12 +43,6 @@ def load_stage_calendar(path: Path | None = None) -> pd.DataFrame:
     return table
 
 
-def _season_date(season: Season, mm_dd: str) -> dt.date:
-    month, day = (int(p) for p in mm_dd.split("-"))
-    year = season.year - 1 if month >= 11 else season.year
-    return dt.date(year, month, day)
-
-
 def stage_dates(
     region: str, season: Season, calendar: pd.DataFrame | None = None
 ) -> dict[GrowthStage, dt.date]:
@@ -68,7 +62,7 @@ def stage_dates(
                 f"stage calendar has no date for stage {stage.value!r} in region {region!r}; "
                 "add a row for the region or a '*' default"
             )
-        out[stage] = _season_date(season, str(rows.iloc[0]["date"]))
+        out[stage] = season.date(str(rows.iloc[0]["date"]))
     dates = [out[s] for s in STAGES]
     if dates != sorted(dates):
         raise TableError(f"stage dates for region {region!r} are not in stage order: {dates}")

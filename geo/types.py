@@ -97,6 +97,16 @@ class Season:
     def end(self) -> dt.date:
         return dt.date(self.year, 10, 31)
 
+    @classmethod
+    def of(cls, day: dt.date) -> Season:
+        """The season holding ``day`` (Nov-Dec belong to the next year's season)."""
+        return cls(day.year + 1 if day.month >= 11 else day.year)
+
+    def date(self, mm_dd: str) -> dt.date:
+        """The day ``"MM-DD"`` within this season (Nov-Dec fall in ``year - 1``)."""
+        month, day = (int(p) for p in mm_dd.split("-"))
+        return dt.date(self.year - 1 if month >= 11 else self.year, month, day)
+
     def dekads(self) -> list[dt.date]:
         """Start dates of the 36 dekads of the season (1st, 11th, 21st of each month)."""
         out: list[dt.date] = []

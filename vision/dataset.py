@@ -52,8 +52,7 @@ _REPO = Path(__file__).resolve().parents[1]
 
 def stage_as_of(season: Season, stage: str) -> dt.date:
     """Decision date of ``stage`` in ``season`` (:data:`STAGE_DATES`; Nov-Dec = year - 1)."""
-    month, day = (int(p) for p in STAGE_DATES[stage].split("-"))
-    return dt.date(season.year - 1 if month >= 11 else season.year, month, day)
+    return season.date(STAGE_DATES[stage])
 
 
 def _code_fingerprint() -> str:

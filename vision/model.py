@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from geo.errors import ModelError
-from geo.types import BANDS, CROPS
+from geo.types import BANDS, CROPS, Season
 from vision import _compat  # noqa: F401  (must precede smp)
 
 log = logging.getLogger(__name__)
@@ -220,13 +220,8 @@ class Segmenter:
         its base model's matrices."""
         by_stage = self.meta.get("area_error_by_stage") or self.meta.get("confusion_by_stage") or {}
         dates = self.meta.get("stage_dates") or {}
-        season_year = as_of.year + 1 if as_of.month >= 11 else as_of.year
-        stages = []
-        for stage, mmdd in dates.items():
-            if stage in by_stage:
-                month, day = (int(p) for p in str(mmdd).split("-"))
-                when = dt.date(season_year - 1 if month >= 11 else season_year, month, day)
-                stages.append((when, stage))
+        season = Season.of(as_of)
+        stages = [(season.date(str(mm_dd)), s) for s, mm_dd in dates.items() if s in by_stage]
         if stages:
             stages.sort()
             past = [stage for when, stage in stages if when <= as_of]
