@@ -24,11 +24,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from eval._weights_cli import regions_main
+
+if TYPE_CHECKING:
+    from vision.model import Segmenter
 
 EVAL_SEEDS: Final[int] = 50_000
 TARGET_MEDIAN: Final[float] = 0.05
@@ -36,9 +39,7 @@ TARGET_MEDIAN: Final[float] = 0.05
 PARTIAL_SHARE: Final[float] = 0.5
 
 
-def region_errors(
-    seed: int, size_px: int, weights: Path | None = None
-) -> dict[str, dict[str, np.ndarray]]:
+def region_errors(seed: int, size_px: int, seg: Segmenter) -> dict[str, dict[str, np.ndarray]]:
     """Per stage, per parcel with a crop: relative error, detection, interval hits and width."""
     from geo.composite import composite_dekads
     from geo.parcels import validate_parcels
@@ -49,9 +50,7 @@ def region_errors(
     from vision.dataset import STAGE_DATES, stage_as_of, synth_config
     from vision.health import load_reference_curves
     from vision.infer import predict_proba
-    from vision.model import load_segmenter
 
-    seg = load_segmenter(weights)
     season = Season(2026)
     cfg = dataclasses.replace(synth_config(seed, size_px, season), partial_share=PARTIAL_SHARE)
     region = simulate_region(cfg)
@@ -61,6 +60,8 @@ def region_errors(
     share_p = truth["planted_share"].to_numpy()
     true_ha = parcels["area_ha"].to_numpy() * share_p
     cropped = (truth["true_crop"].to_numpy() != "non_crop") & ~truth["overlap"].to_numpy()
+    keep = cropped & (true_ha > 0)
+    honest = ~truth["overstated_area"].to_numpy()[keep]
     refs = load_reference_curves()
     out: dict[str, dict[str, np.ndarray]] = {}
     for stage in STAGE_DATES:
@@ -80,7 +81,6 @@ def region_errors(
             res[name] = table
         table = res["matrix"]
         est = table["planted_area_ha"].to_numpy()
-        keep = cropped & (true_ha > 0)
         stage_out = {
             "error": np.abs(est - true_ha)[keep] / true_ha[keep],
             "detected": (table["detected_crop"].to_numpy() == truth["true_crop"].to_numpy())[keep],
@@ -92,39 +92,41 @@ def region_errors(
             stage_out[f"hit_{name}"] = ((lo <= true_ha + 1e-6) & (true_ha - 1e-6 <= hi))[keep]
             stage_out[f"width_{name}"] = ((hi - lo) / parcels["area_ha"].to_numpy())[keep]
             stage_out[f"short_{name}"] = short_of_declared(t)[keep]
-        stage_out["honest"] = ~truth["overstated_area"].to_numpy()[keep]
+        stage_out["honest"] = honest
         out[stage] = stage_out
     return out
 
 
 def short_of_declared(table: Any) -> np.ndarray:
-    """The area check of :mod:`scoring.features` (``overstated_area``) on an assessment: a
-    confident detection of the declared crop whose planted area falls short of the declaration
-    by more than the tolerances, with the declaration above the interval's top (the crop's
-    visibility at the stage, also required there, is left out)."""
-    from scoring.features import FeatureConfig
+    """The area check of :mod:`scoring.features` (:func:`scoring.features.area_short`, flag
+    ``overstated_area``) on an assessment, counted where the declared crop was detected with
+    confidence (the features also require the crop to be visible at the stage, left out here)."""
+    from scoring.features import FeatureConfig, area_short
 
     cfg = FeatureConfig()
-    declared = table["declared_area_ha"].to_numpy()
-    gap = declared - table["planted_area_ha"].to_numpy()
-    return np.asarray(
-        (table["confidence"].to_numpy() >= cfg.min_confidence)
-        & (table["detected_crop"].to_numpy() == table["declared_crop"].to_numpy())
-        & (gap > cfg.area_tolerance_share * declared)
-        & (gap > cfg.area_tolerance_ha)
-        & (declared > table["planted_area_hi_ha"].to_numpy())
+    agree = (table["confidence"].to_numpy() >= cfg.min_confidence) & (
+        table["detected_crop"].to_numpy() == table["declared_crop"].to_numpy()
     )
+    short = area_short(
+        table["declared_area_ha"].to_numpy(),
+        table["planted_area_ha"].to_numpy(),
+        table["planted_area_hi_ha"].to_numpy(),
+        cfg,
+    )
+    return np.asarray(agree & short)
 
 
-def evaluate(
-    n_regions: int = 3, size_px: int = 160, weights: Path | None = None
-) -> dict[str, dict[str, Any]]:
+def evaluate(n_regions: int, size_px: int, seg: Segmenter) -> dict[str, dict[str, Any]]:
     """Per stage: parcels, median / p90 relative error, detection, interval coverage, width."""
-    per_region = [region_errors(EVAL_SEEDS + i, size_px, weights) for i in range(n_regions)]
+    per_region = [region_errors(EVAL_SEEDS + i, size_px, seg) for i in range(n_regions)]
     out: dict[str, dict[str, Any]] = {}
     for stage in per_region[0]:
         cat = {k: np.concatenate([r[stage][k] for r in per_region]) for k in per_region[0][stage]}
         ok = cat["detected"]
+        # parcels sown on <= 80 % of their area (short by more than the 20 % tolerance) and
+        # fully sown ones, both declared honestly
+        short_sown = cat["partial"] & cat["honest"] & (cat["share"] <= 0.8)
+        full_sown = ~cat["partial"] & cat["honest"]
         out[stage] = {
             "n": int(len(cat["error"])),
             "median": float(np.median(cat["error"])),
@@ -141,12 +143,9 @@ def evaluate(
             **{
                 f"{what}_{name}": float(cat[f"short_{name}"][mask].mean()) if mask.any() else 0.0
                 for name in ("plain", "matrix")
-                for what, mask in (
-                    ("caught", cat["partial"] & cat["honest"] & (cat["share"] <= 0.8)),
-                    ("false", ~cat["partial"] & cat["honest"]),
-                )
+                for what, mask in (("caught", short_sown), ("false", full_sown))
             },
-            "n_short": int((cat["partial"] & cat["honest"] & (cat["share"] <= 0.8)).sum()),
+            "n_short": int(short_sown.sum()),
             "width_matrix": float(np.median(cat["width_matrix"])),
         }
     return out
@@ -158,7 +157,7 @@ def run(n_regions: int = 3, size_px: int = 160, weights: Path | None = None) -> 
     from vision.model import load_segmenter
 
     seg = load_segmenter(weights)
-    res = evaluate(n_regions, size_px, weights)
+    res = evaluate(n_regions, size_px, seg)
     lines = [
         f"Planted area, segmenter {seg.version}, {n_regions} fresh generated regions of "
         f"{size_px} px (seeds {EVAL_SEEDS}+, {PARTIAL_SHARE:.0%} of eligible parcels sown on "

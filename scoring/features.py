@@ -141,6 +141,20 @@ class FeatureConfig(BaseModel):
     max_debt_service_ratio: float = Field(default=5.0, gt=0)
 
 
+def area_short(
+    declared: np.ndarray, planted: np.ndarray, planted_hi: np.ndarray, cfg: FeatureConfig
+) -> np.ndarray:
+    """Planted area short of the declaration by more than both tolerances, with the
+    declaration above the top of the planted-area interval: ``overstated_area`` where the
+    parcel was checked (crop visible, confident detection)."""
+    gap = declared - planted
+    return np.asarray(
+        (gap > cfg.area_tolerance_share * declared)
+        & (gap > cfg.area_tolerance_ha)
+        & (declared > planted_hi)
+    )
+
+
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows of ``df`` as plain dicts keyed by column name (Python scalars, like
     ``df.to_dict("records")`` but column by column: several times faster on wide frames)."""
@@ -295,12 +309,7 @@ def _parcels(
 
     checked = visible & confident
     gap = np.where(checked, declared - planted, 0.0)
-    overstated = (
-        checked
-        & (gap > cfg.area_tolerance_share * declared)
-        & (gap > cfg.area_tolerance_ha)
-        & (declared > planted_hi)
-    )
+    overstated = checked & area_short(declared, planted, planted_hi, cfg)
     ndvi = _floats(assessment["ndvi_last"], math.nan)
     observed = _floats(assessment["observed_fraction"], 0.0)
     no_vegetation = (
