@@ -17,8 +17,8 @@ import numpy as np
 
 from geo.samples import SampleSeries
 from geo.types import CROPS
-from geo.zonal import grid_parcel_index
-from vision.calibration import parcel_probabilities, region_parcel_mean
+from geo.zonal import grid_parcel_index, parcel_proba_mean
+from vision.calibration import parcel_probabilities
 from vision.dataset import RegionData, stage_indices, truncate_season
 from vision.infer import predict_proba
 from vision.model import Segmenter, model_input
@@ -59,10 +59,12 @@ class _StageAcc:
         labels = reg.labels.astype(np.int64)
         self.confusion += np.bincount((labels * k + pred).ravel(), minlength=k * k).reshape(k, k)
         _add_bins(self.bins, proba.max(axis=0).ravel(), (pred == labels).ravel())
-        inner = grid_parcel_index(reg.parcel_index, len(reg.parcel_crops)).interior_only().pixels
-        flat = (labels * k + pred).ravel()[inner]
+        # one interior index for the area error matrix and the parcel means
+        # (vision.calibration.region_parcel_mean builds the same)
+        inner = grid_parcel_index(reg.parcel_index, len(reg.parcel_crops)).interior_only()
+        flat = (labels * k + pred).ravel()[inner.pixels]
         self.interior += np.bincount(flat, minlength=k * k).reshape(k, k)
-        mean = region_parcel_mean(proba, reg.parcel_index, len(reg.parcel_crops))
+        mean = parcel_proba_mean(inner, proba)
         has = np.isfinite(mean).all(axis=1)
         parcel = parcel_probabilities(mean[has], self.parcel_temperature)
         ok = parcel.argmax(axis=1) == reg.parcel_crops[has]
