@@ -41,6 +41,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from geo.errors import ModelError, TableError
+from geo.paths import shipped_file
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,7 @@ FEATURE_RANGES: Final[dict[str, tuple[float | None, float | None]]] = {
     "crop_diversity": (0.0, None),
 }
 FORMAT: Final[str] = "cropcredit-pd/1"
-SHIPPED_PATH: Final[Path] = (
-    Path(__file__).resolve().parent.parent / "data" / "models" / ("pd_model.json")
-)
+SHIPPED_PATH: Final[Path] = shipped_file("models/pd_model.json")
 #: Above this many rows, contributions use xgboost's fast approximation.
 EXACT_CONTRIBS_MAX_ROWS: Final[int] = 2000
 

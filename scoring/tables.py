@@ -29,11 +29,12 @@ from typing import Final
 import pandas as pd
 
 from geo.errors import TableError
+from geo.paths import shipped_file
 from geo.types import CROPS, GrowthStage, Season
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "data" / "crop_economics.csv"
+DEFAULT_PATH: Final[Path] = shipped_file("crop_economics.csv")
 WILDCARD: Final[str] = "*"
 COST_ITEMS: Final[tuple[str, ...]] = (
     "seed",

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from geo.errors import ModelError
+from geo.paths import shipped_file
 from geo.types import BANDS, CROPS, Season
 from vision import _compat  # noqa: F401  (must precede smp)
 
@@ -41,10 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Format tag of the weights file; bump when the layout changes.
 WEIGHTS_FORMAT: Final[str] = "cropcredit-segmenter/1"
-#: Default weights: ``<repo>/data/models/segmenter.pt``.
-DEFAULT_WEIGHTS: Final[Path] = (
-    Path(__file__).resolve().parents[1] / "data" / "models" / "segmenter.pt"
-)
+#: Default weights: ``data/models/segmenter.pt`` as shipped (see :func:`geo.paths.shipped_file`).
+DEFAULT_WEIGHTS: Final[Path] = shipped_file("models/segmenter.pt")
 #: Per-band reflectance that maps to 1.0 in the model input (about the 99th percentile of
 #: vegetated and bare-soil pixels), in BANDS order B02..B12.
 BAND_SCALE: Final[tuple[float, ...]] = (0.15, 0.2, 0.25, 0.3, 0.4, 0.45, 0.5, 0.5, 0.4, 0.3)

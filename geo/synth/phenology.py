@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from geo.errors import TableError
+from geo.paths import shipped_dir
 from geo.types import CROPS, Season
 
 #: Repository data folder holding the generator's reference tables.
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DATA_DIR = shipped_dir()
 CALENDAR_PATH = DATA_DIR / "crop_calendar.csv"
 
 #: Curve parameters (columns of ``crop_calendar.csv``), in the order of :data:`CurveParams`.
