@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_LOGGING_LEVEL := WARNING
 
-.PHONY: install demo test lint typecheck unit bench eval browser clean
+.PHONY: install demo test lint typecheck unit bench eval browser postgresql clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -33,6 +33,15 @@ browser:
 	      || echo "could not install chromium: browser tests will skip"; \
 	    else echo "chromium not found: browser tests will skip (apt-get install chromium chromium-driver)"; fi; }
 
+# Debian's PostgreSQL server for the ledger tests (tests/scoring/pg.py starts a throwaway one in
+# a temp dir; root on the CI machine; skipped elsewhere).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "could not install postgresql: PostgreSQL ledger tests will skip"; \
+	    else echo "postgresql not found: PostgreSQL ledger tests will skip (apt-get install postgresql)"; fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,7 +49,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser
+unit: $(STAMP) browser postgresql
 	$(BIN)/pytest -q -p no:cacheprovider --timeout=600
 
 test: lint typecheck unit

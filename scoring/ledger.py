@@ -13,6 +13,9 @@ Tables:
 * ``runs``: run_id (key), flow, started, finished, params (JSON), code/model/policy versions.
 * ``decisions``: one row per (season, stage, farmer_id) - UNIQUE, so re-running a run, or
   resuming a crashed one, writes nothing twice. reasons / flags / evidence / config are JSON.
+  Rows are inserted with insert-or-ignore on that key (SQLite and PostgreSQL ``ON CONFLICT DO
+  NOTHING``), so two processes recording the same stage at once both finish and each farmer is
+  decided once: the first commit wins.
 * ``overrides``: officers' limits with a mandatory reason; appended, never updated.
 * ``draws``: cumulative EUR drawn per (season, stage, farmer_id), unique.
 """
@@ -31,6 +34,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from geo.errors import LedgerError
@@ -39,6 +43,8 @@ from scoring.features import records
 
 log = logging.getLogger(__name__)
 
+#: The unique key of a decision: one per farmer, stage and season.
+DECISION_KEY: Final[list[str]] = ["season", "stage", "farmer_id"]
 STAGE_ORDER: Final[dict[str, int]] = {s.value: s.order for s in GrowthStage}
 #: The password of a ``scheme://user:password@host`` URL inside a string.
 _URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):[^@\s/]+@")
@@ -233,18 +239,16 @@ class Ledger:
                 sa.select(runs_table.c.run_id).where(runs_table.c.run_id == run_id)
             ).first():
                 return False
-            conn.execute(
-                runs_table.insert().values(
-                    run_id=run_id,
-                    flow=flow,
-                    started=_now(),
-                    params=to_json(self._mask(params or {})),
-                    code_version=code_version,
-                    model_version=model_version,
-                    policy_version=policy_version,
-                )
-            )
-        return True
+            row = {
+                "run_id": run_id,
+                "flow": flow,
+                "started": _now(),
+                "params": to_json(self._mask(params or {})),
+                "code_version": code_version,
+                "model_version": model_version,
+                "policy_version": policy_version,
+            }
+            return _insert_ignore(conn, runs_table, [row], ["run_id"]) == 1
 
     def finish_run(self, run_id: str) -> None:
         """Stamp a run's finish time."""
@@ -299,16 +303,15 @@ class Ledger:
                 if not conn.execute(
                     sa.select(runs_table.c.run_id).where(runs_table.c.run_id == run_id)
                 ).first():
-                    conn.execute(
-                        runs_table.insert().values(
-                            run_id=run_id,
-                            flow="record_decisions",
-                            started=now,
-                            params=cfg_json,
-                            model_version=model_version,
-                            policy_version=policy_version,
-                        )
-                    )
+                    run_row = {
+                        "run_id": run_id,
+                        "flow": "record_decisions",
+                        "started": now,
+                        "params": cfg_json,
+                        "model_version": model_version,
+                        "policy_version": policy_version,
+                    }
+                    _insert_ignore(conn, runs_table, [run_row], ["run_id"])
                 stages = sorted({str(s) for s in decisions["stage"]})
                 existing = {
                     (r.stage, r.farmer_id): r.run_id
@@ -345,8 +348,9 @@ class Ledger:
                         other,
                         year,
                     )
-                if rows:
-                    conn.execute(decisions_table.insert(), rows)
+                # Key order: two writers sharing keys wait on each other, never deadlock.
+                rows.sort(key=lambda r: (r["stage"], r["farmer_id"]))
+                written = _insert_ignore(conn, decisions_table, rows, DECISION_KEY)
         except SQLAlchemyError as exc:
             gone = self.sqlite_file is not None and not self.sqlite_file.exists()
             raise LedgerError(
@@ -359,8 +363,16 @@ class Ledger:
                     else "nothing was written, re-run the same run id to retry"
                 )
             ) from exc
-        log.info("run %s: %d of %d decision(s) written", run_id, len(rows), len(decisions))
-        return len(rows)
+        if written < len(rows):
+            log.warning(
+                "record_decisions run %s: %d decision(s) were recorded meanwhile by another "
+                "process for season %d; kept those",
+                run_id,
+                len(rows) - written,
+                year,
+            )
+        log.info("run %s: %d of %d decision(s) written", run_id, written, len(decisions))
+        return written
 
     @staticmethod
     def _decision_row(
@@ -545,9 +557,8 @@ class Ledger:
                 for f, v in items
                 if str(f) not in have
             ]
-            if rows:
-                conn.execute(draws_table.insert(), rows)
-        return len(rows)
+            rows.sort(key=lambda r: str(r["farmer_id"]))
+            return _insert_ignore(conn, draws_table, rows, ["season", "stage", "farmer_id"])
 
     def drawn(self, season: Season | int) -> pd.Series:
         """Cumulative EUR drawn per farmer_id at the latest recorded stage."""
@@ -572,6 +583,30 @@ class Ledger:
                 "(earlier decisions would then be forgotten)"
             )
         return self.engine.begin()
+
+
+def _insert_ignore(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: list[str]
+) -> int:
+    """Insert ``rows`` into ``table``, skipping at the database any whose unique ``key`` is
+    already there (``ON CONFLICT DO NOTHING``); returns the number of rows written.
+
+    Another process may commit the same keys between a caller's check and this insert: the
+    database, not the check, decides. Dialects other than SQLite and PostgreSQL get a plain
+    insert (the caller's check only).
+    """
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        stmt: Any = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+    elif dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+    else:
+        conn.execute(table.insert(), rows)
+        return len(rows)
+    # RETURNING lists exactly the rows written (rowcount of a multi-row insert is not portable).
+    return len(conn.execute(stmt.returning(table.c[key[0]]), rows).all())
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

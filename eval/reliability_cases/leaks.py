@@ -102,6 +102,11 @@ def sh_secret(ctx: Context) -> str:
     return f"{len(logs)} DEBUG lines, {len(texts)} texts, {n_files} cache files: no secret"
 
 
+def _open_and_create(url: str) -> None:
+    """Open a ledger and create its tables: the driver or the connection fails."""
+    Ledger(url).create()
+
+
 @case(
     "secrets",
     "database password",
@@ -111,11 +116,11 @@ def db_password(ctx: Context) -> str:
     texts: list[str] = []
     with capture_logs(logging.DEBUG) as logs:
         for url in (
-            f"postgresql+psycopg://lender:{DB_PASSWORD}@127.0.0.1:1/ledger",  # driver missing
+            f"postgresql+psycopg://lender:{DB_PASSWORD}@127.0.0.1:1/ledger",  # nobody listens
             f"postgresql+asyncpg://lender:{DB_PASSWORD}@127.0.0.1:1/ledger",  # async driver
             f"mysql+pymysql://lender:{DB_PASSWORD}@127.0.0.1:1/ledger",
         ):
-            exc = expect_error(LedgerError, partial(Ledger, url), "***")
+            exc = expect_error(LedgerError, partial(_open_and_create, url), "***")
             texts += _error_texts(exc)
         db = ctx.tmp / "ledger.sqlite"
         ledger = Ledger(f"sqlite:///{db}")

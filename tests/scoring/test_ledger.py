@@ -1,9 +1,9 @@
-"""Decision ledger on a real SQLite file: idempotency, overrides, draws, runs."""
+"""Decision ledger on a real SQLite file and a real PostgreSQL server: idempotency,
+overrides, draws, runs."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,8 +37,8 @@ def decisions(stage: str = "pre_sowing", limits=(10_000.0, 20_000.0)) -> pd.Data
 
 
 @pytest.fixture()
-def ledger(tmp_path: Path) -> Ledger:
-    led = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+def ledger(ledger_url: str) -> Ledger:
+    led = Ledger(ledger_url)
     led.create()
     led.create()  # idempotent
     return led
@@ -63,7 +63,7 @@ def test_record_is_idempotent_per_key(ledger: Ledger, caplog) -> None:
     assert got["evidence"].iloc[0]["parcels"][0]["parcel_id"] == "P1"
     assert got["config"].iloc[0] == {"cap_eur": 1.0}
     # a new ledger object on the same file sees the same rows (a resumed process)
-    again = Ledger(str(ledger.url))
+    again = Ledger(ledger.url.render_as_string(hide_password=False))
     assert record(again, "run-1", decisions()) == 0
     assert set(ledger.runs()["run_id"]) == {"run-1", "run-2"}
 
