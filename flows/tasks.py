@@ -281,7 +281,7 @@ def _api_url() -> str:
 def task_runner(params: SeasonParams) -> TaskRunner[Any]:
     """The runner for per-batch tasks: threads on one machine, or a Dask cluster (an existing
     scheduler at ``dask_address``, else a LocalCluster of ``dask_workers`` processes)."""
-    if params.task_runner == "dask":
+    if params.task_runner == "dask" or params.dask_address:  # an address means that cluster
         from prefect_dask import DaskTaskRunner
 
         if params.dask_address:

@@ -126,9 +126,8 @@ def test_a_stage_on_an_existing_dask_cluster_decides_as_threads(
     common = {"imagery": {"source": "local", "archive": small_archive}, "batch_size": 10}
     local = set_limits(SeasonParams(out=tmp_path / "threads", **common), "threads")
     on_cluster = set_limits(
-        SeasonParams(
-            out=tmp_path / "cluster", task_runner="dask", dask_address=dask_cluster, **common
-        ),
+        # the address alone (the CLI's --dask-address) sends the batches to that cluster
+        SeasonParams(out=tmp_path / "cluster", dask_address=dask_cluster, **common),
         "cluster",
     )
     cols = ["farmer_id", "limit_eur", "action", "pd", "pd_band"]
