@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -113,3 +114,60 @@ def test_unpacked_wheel_finds_its_own_data(wheel: Path, tmp_path: Path) -> None:
     assert Path(geo_file).is_relative_to(site)
     assert Path(shipped) == site / "cropcredit_data"
     assert ok == "ok"
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_a_stage_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    """pip installs the wheel into a fresh venv; from a folder outside the checkout,
+    ``cropcredit generate`` and a pre-sowing stage run on what the wheel carries (~1 min).
+
+    The venv gets its dependencies from this interpreter's site-packages through a ``.pth``
+    line (the ``.pth`` files there, the checkout's editable install among them, are not
+    processed), so only the wheel is new.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    venv_site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    )  # fmt: skip
+    (venv_site / "zz_shared_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index"]
+    proc = subprocess.run([*pip, str(wheel)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CROPCREDIT_DATA")} | {
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [str(venv / "bin" / "cropcredit"), *args],
+            cwd=work, env=env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        return proc.stdout
+
+    where = subprocess.run(
+        [str(py), "-c", "import geo, geo.paths as p; print(geo.__file__, p.shipped_dir())"],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert all(Path(w).is_relative_to(venv) for w in where), where
+    run("generate", "--out", "archive", "--size-px", "160", "--seed", "3")
+    out = run(
+        "season", "--source", "local", "--archive", "archive", "--out", "season",
+        "--stage", "pre_sowing", "--run-id", "wheel",
+    )  # fmt: skip
+    assert "pre_sowing" in out
+    limits = work / "season" / "limits.csv"
+    assert limits.is_file() and len(limits.read_text().splitlines()) > 1
+    assert (work / "season" / "report" / "static" / "leaflet" / "leaflet.js").is_file()
