@@ -249,16 +249,27 @@ def test_the_farmer_page_form_works_without_javascript(tiny: TinyRun) -> None:
     before = _n_overrides(tiny)
     with TestClient(create_app(tiny.out, tokens=TOKENS)) as browser:
         browser.post("/login", data={"token": OFFICER})
+        form = browser.get("/farmers/F-001").text
+        action = re.search(r'<form method="post" action="([^"]+)" id="override-form"', form)
+        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', form)
+        assert action and action.group(1) == "/farmers/F-001/override" and token
         r = browser.post(
-            "/api/farmers/F-001/override",
-            data={"limit_eur": "40,000", "reason": "wrong crop on P-02 explained: cover crop"},
+            action.group(1),
+            data={
+                "limit_eur": "40,000",
+                "reason": "wrong crop on P-02 explained: cover crop",
+                "csrf_token": token.group(1),
+            },
             follow_redirects=False,
         )
         assert r.status_code == 303 and r.headers["location"] == "/farmers/F-001#history"
         page = browser.get("/farmers/F-001")
         assert "cover crop" in page.text and "Ada Officer" in page.text
-        refused = browser.post("/api/farmers/F-001/override", data={"limit_eur": "40000"})
-        assert refused.status_code == 422 and "a reason is required" in refused.text
+        refused = browser.post(
+            action.group(1), data={"limit_eur": "40000", "csrf_token": token.group(1)}
+        )
+        assert refused.status_code == 422 and 'id="override-form"' in refused.text
+        assert re.search(r'id="override-msg"[^>]*>a reason is required', refused.text)
     assert _n_overrides(tiny) == before + 1
     assert Ledger(tiny.ledger_url).overrides(SEASON, "F-001").iloc[-1]["limit_eur"] == 40_000
 
