@@ -231,6 +231,10 @@ class BodyLimit:
             if started:
                 raise
             await self._refuse(send, seen)
+        except BaseExceptionGroup as group:  # Starlette's http middlewares group errors
+            if started or group.subgroup(_TooLarge) is None:
+                raise
+            await self._refuse(send, seen)
 
     async def _refuse(self, send: Send, size: int) -> None:
         detail = (

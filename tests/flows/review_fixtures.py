@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -298,3 +301,40 @@ def write_report(run: TinyRun) -> dict[str, Path]:
 def write_report_with_ids(out: Path, parcel_id: str, farmer_id: str) -> dict[str, Path]:
     """The tiny run with parcel ``P-01`` and farmer ``F-001`` renamed, and its report."""
     return write_report(write_tiny_run(out, {"P-01": parcel_id, "F-001": farmer_id}))
+
+
+# -- a live server for the browser tests ---------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The review app under uvicorn in a thread on 127.0.0.1."""
+
+    def __init__(self, out: Path, tokens: dict[str, str]) -> None:
+        import uvicorn
+
+        from flows.review import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(out, tokens=tokens), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the review app did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -10,9 +10,6 @@ import io
 import json
 import logging
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from review_fixtures import SEASON, TinyRun, write_tiny_run
+from review_fixtures import SEASON, LiveServer, TinyRun, write_tiny_run
 
 from flows.review import create_app
 from flows.review.auth import TokenStore, load_tokens
@@ -290,43 +287,9 @@ def test_a_run_without_cached_imagery_still_shows_parcels_and_history(
 
 
 # -- the browser --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """The review app under uvicorn in a thread on 127.0.0.1."""
-
-    def __init__(self, out: Path) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(out, tokens=TOKENS), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the review app did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def live(tiny: TinyRun) -> Iterator[LiveServer]:
-    with LiveServer(tiny.out) as server:
+    with LiveServer(tiny.out, TOKENS) as server:
         yield server
 
 
