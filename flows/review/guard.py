@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
+from flows.review.auth import bearer_token
+
 log = logging.getLogger(__name__)
 
 #: Methods that change something; GET / HEAD / OPTIONS never do in this app.
@@ -156,8 +158,8 @@ def check_csrf(request: Request, tokens: CsrfTokens, cookie: str | None, given: 
     Raises:
         HTTPException: 403, saying how to send the token.
     """
-    if (request.headers.get("authorization") or "").lower().startswith("bearer "):
-        return
+    if bearer_token(request.headers.get("authorization")) is not None:
+        return  # authenticated by the header (a wrong one was refused with 401 before)
     if tokens.matches(cookie, given):
         return
     what = "a wrong CSRF token" if given else "no CSRF token"

@@ -472,7 +472,7 @@ def test_real_farmer_page_in_chromium(real_run: Path, chrome: Any) -> None:
     current = Ledger(f"sqlite:///{real_run / 'ledger.sqlite'}").current_limits(SEASON)
     counts = parcels[parcels["farmer_id"].isin(current["farmer_id"])].groupby("farmer_id").size()
     fid = str(counts.idxmax())
-    with LiveServer(real_run) as server:
+    with LiveServer(real_run, TOKENS) as server:
         _login(chrome, server.url, VIEWER, f"/farmers/{fid}")
         _wait(
             chrome,

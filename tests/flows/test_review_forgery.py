@@ -46,6 +46,19 @@ ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 PAYLOAD = "<img src=x onerror=\"window.__pwned=1;document.title='pwned'\">"
 
 
+#: Hover every parcel of a Leaflet map in turn; the text of each tooltip shown, joined.
+TOOLTIPS_JS = """
+const seen = [];
+document.querySelectorAll('path.leaflet-interactive').forEach(p => {
+  const at = {bubbles: true, clientX: 300, clientY: 300};
+  p.dispatchEvent(new MouseEvent('mouseover', at));
+  document.querySelectorAll('.leaflet-tooltip').forEach(t => seen.push(t.textContent));
+  p.dispatchEvent(new MouseEvent('mouseout', at));
+});
+return seen.join(' | ').replace(/\\s+/g, ' ');
+"""
+
+
 def _bearer(token: str = OFFICER) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -161,6 +174,8 @@ def test_a_cookie_session_needs_its_csrf_token(client: TestClient, run: TinyRun)
     assert r.status_code == 403 and "no CSRF token" in r.json()["detail"]
     r = client.post(OVERRIDE, json=body, headers={"X-CSRF-Token": "0" * 64})
     assert r.status_code == 403 and "wrong CSRF token" in r.json()["detail"]
+    r = client.post(OVERRIDE, json=body, headers={"Authorization": "Bearer "})  # no token in it
+    assert r.status_code == 403 and "no CSRF token" in r.json()["detail"]
     assert _n_overrides(run) == 0
     with TestClient(create_app(run.out, tokens=TOKENS), base_url=BASE) as other:
         theirs = _session(other, OFFICER_2)
@@ -309,16 +324,7 @@ def test_html_in_ids_does_not_run_in_the_report_in_chromium(
         ".some(i => i.complete && i.naturalWidth > 0)",
     )
     # hover every parcel: folium builds each tooltip's HTML then
-    shown = chrome.execute_script(
-        "const seen = [];"
-        "document.querySelectorAll('path.leaflet-interactive').forEach(p => {"
-        "  const at = {bubbles: true, clientX: 300, clientY: 300};"
-        "  p.dispatchEvent(new MouseEvent('mouseover', at));"
-        "  document.querySelectorAll('.leaflet-tooltip').forEach(t => seen.push(t.textContent));"
-        "  p.dispatchEvent(new MouseEvent('mouseout', at));"
-        "});"
-        "return seen.join(' | ').replace(/\\s+/g, ' ');"
-    )
+    shown = chrome.execute_script(TOOLTIPS_JS)
     assert "P-1<img src=x" in shown and "F-1<img src=x" in shown, shown[:2000]
     assert chrome.execute_script("return window.__pwned") is None
     assert chrome.title != "pwned"
@@ -442,3 +448,28 @@ def test_a_page_on_another_port_cannot_override_in_chromium(
         _wait(chrome, "return document.querySelectorAll('tr.override-row').length === 1")
     rows = Ledger(run.ledger_url).overrides(SEASON)
     assert len(rows) == 1 and rows.iloc[0]["limit_eur"] == 60_000
+
+
+@pytest.mark.browser
+def test_html_in_ids_is_text_in_the_farmer_page_in_chromium(tmp_path: Path, chrome: Any) -> None:
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+
+    run = write_tiny_run(tmp_path / "run", {"P-01": f"P-1{PAYLOAD}", "F-001": f"F-1{PAYLOAD}"})
+    farmer = quote(f"F-1{PAYLOAD}", safe="")
+    with LiveServer(run.out, TOKENS) as app:
+        chrome.delete_all_cookies()
+        chrome.get(f"{app.url}/login")
+        chrome.find_element(By.ID, "token").send_keys(VIEWER)
+        chrome.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        _wait(chrome, "return location.pathname === '/'")
+        chrome.get(f"{app.url}/farmers/{farmer}")
+        _wait(chrome, "return document.querySelectorAll('path.leaflet-interactive').length === 2")
+        shown = chrome.execute_script(TOOLTIPS_JS)
+        assert "P-1<img src=x" in shown, shown
+        assert (
+            chrome.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
+        )
+        assert chrome.execute_script("return window.__pwned") is None and chrome.title != "pwned"
+        assert "F-1<img src=x" in chrome.find_element(By.TAG_NAME, "h1").text
