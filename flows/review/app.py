@@ -103,6 +103,8 @@ def create_app(
     async def _login_required(request: Request, exc: pages.LoginRequired) -> Response:
         return pages.login_page(request, exc.status, exc.message, exc.next_url)
 
+    app.add_middleware(BodyLimit)  # innermost: its 413 gets the headers below too
+
     @app.middleware("http")
     async def _same_origin(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -134,7 +136,6 @@ def create_app(
     def _healthz() -> dict[str, str]:
         return {"status": "ok", "season": str(data.season), "stage": data.latest_stage().value}
 
-    app.add_middleware(BodyLimit)  # outermost of the app's own: before any body is read
     return app
 
 

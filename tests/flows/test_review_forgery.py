@@ -194,6 +194,7 @@ def test_request_bodies_are_capped(client: TestClient, run: TinyRun) -> None:
     big = {"limit_eur": 1_000, "reason": "x" * 5_000_000}
     r = client.post(OVERRIDE, headers=_bearer(), json=big)
     assert r.status_code == 413 and f"{MAX_BODY_BYTES:,} bytes" in r.json()["detail"]
+    assert r.headers["content-security-policy"].startswith("default-src 'self'")
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as read
         yield b'{"limit_eur": 1000, "reason": "'
