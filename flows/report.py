@@ -453,7 +453,8 @@ REPORT_CSP = (
     "script-src 'self'{hashes}; connect-src 'none'; object-src 'none'; base-uri 'none'; "
     "form-action 'none'"
 )
-_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+#: An inline script (no ``src``) and its text, which the browser hashes byte for byte.
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.I)
 
 
 def with_csp(page: str) -> str:

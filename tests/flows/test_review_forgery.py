@@ -8,6 +8,8 @@ Chromium against uvicorn on 127.0.0.1, with the forging page served from another
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.server
 import io
 import logging
@@ -30,7 +32,7 @@ from review_fixtures import (
     write_tiny_run,
 )
 
-from flows.report import LIMITS_COLUMNS
+from flows.report import LIMITS_COLUMNS, with_csp
 from flows.review import create_app
 from flows.review.guard import MAX_BODY_BYTES, cross_origin, origin_of
 from scoring.ledger import Ledger
@@ -280,6 +282,25 @@ def test_rewriting_the_report_keeps_the_override(run: TinyRun) -> None:
 
 
 # -- HTML in a lender's ids ------------------------------------------------------------------------
+def test_with_csp_allows_the_page_own_inline_scripts_by_hash() -> None:
+    page = (
+        '<html><head><script src="static/leaflet/leaflet.js"></script></head><body>'
+        '<script>var a = 1;</script><script type="text/javascript">\nmap();\n</script>'
+        "</body></html>"
+    )
+    out = with_csp(page)
+    policy = re.search(r'content="([^"]+)"', out)
+    assert policy and out.index("Content-Security-Policy") < out.index("<script")
+    hashes = re.findall(r"sha256-([A-Za-z0-9+/=]+)", policy.group(1))
+    expected = [
+        base64.b64encode(hashlib.sha256(t.encode()).digest()).decode()
+        for t in ("var a = 1;", "\nmap();\n")
+    ]
+    assert hashes == expected
+    with pytest.raises(ValueError, match="no <head>"):
+        with_csp("<p>no head</p>")
+
+
 def test_html_in_ids_is_text_in_the_app_pages(tmp_path: Path) -> None:
     run = write_tiny_run(tmp_path / "run", {"P-01": f"P-1{PAYLOAD}", "F-001": f"F-1{PAYLOAD}"})
     with TestClient(create_app(run.out, tokens=TOKENS), base_url=BASE) as c:
