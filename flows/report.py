@@ -354,11 +354,13 @@ LIMITS_COLUMNS: tuple[str, ...] = (
 
 def override_columns(current: Mapping[Any, Any] | None) -> dict[str, Any]:
     """Who set a farmer's limit in force and why: ``set_by`` ("policy" or the officer),
-    ``override_reason`` and ``overridden_at`` (ISO text, UTC) of a ``Ledger.current_limits``
-    row whose source is an override; ``None`` (or no row) gives the policy's."""
+    ``override_reason`` and ``overridden_at`` (ISO text with its UTC offset) of a
+    ``Ledger.current_limits`` row whose source is an override; ``None`` (or no row) gives
+    the policy's."""
     if current is None or str(current.get("source")) != "override":
         return {"set_by": "policy", "override_reason": None, "overridden_at": None}
     when = pd.Timestamp(current["decided_at"])
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
     return {
         "set_by": str(current["officer"]),
         "override_reason": str(current["override_reason"]),
