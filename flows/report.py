@@ -3,15 +3,24 @@
 The report works offline: Leaflet is served from ``report/static`` beside the page and the
 base layer is the season's own true-colour composite, reprojected to Web Mercator so it lines
 up with the parcel outlines exactly.
+
+Every value from a lender's files (parcel and farmer ids, crops, regions) is HTML-escaped on
+both pages, folium's tooltips included (they insert properties as HTML), and both pages carry
+a Content-Security-Policy like the review app's (:func:`with_csp`): scripts only from the
+report's own folder plus folium's inline scripts by their SHA-256, so an injected
+``<img onerror>`` or ``<script>`` would not run even if it got through.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import logging
+import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +256,9 @@ def parcel_map(
     for col in ("confidence", "declared_area_ha", "planted_area_ha", "health_z", "limit_eur"):
         if col in wgs:
             wgs[col] = wgs[col].astype(float).round(2)
+    for col in ("parcel_id", "farmer_id", "declared_crop", "detected_crop", "health_class"):
+        if col in wgs:  # folium's tooltip inserts these as HTML: a lender's id is text
+            wgs[col] = wgs[col].map(lambda v: None if pd.isna(v) else html.escape(str(v)))
     folium.GeoJson(
         json.loads(wgs.to_json(na="null")),
         name="parcels: detected crop (fill), health (outline)",
@@ -263,9 +275,9 @@ def parcel_map(
     swatches = (
         "".join(
             f'<div><span style="background:{c};display:inline-block;width:12px;height:12px;'
-            f'margin-right:4px"></span>{k}</div>'
+            f'margin-right:4px"></span>{html.escape(k)}</div>'
             for k, c in CROP_COLORS.items()
-            if k in present
+            if html.escape(k) in present
         )
         + "<b>health (outline)</b>"
         + "".join(
@@ -316,11 +328,57 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value] if value is not None else []
 
 
+#: Columns of ``limits.csv`` / ``limits.parquet`` (and the review app's exports), in order.
+LIMITS_COLUMNS: tuple[str, ...] = (
+    "farmer_id",
+    "stage",
+    "limit_eur",
+    "source",
+    "set_by",
+    "override_reason",
+    "overridden_at",
+    "drawn_eur",
+    "action",
+    "pd",
+    "pd_band",
+    "needs_review",
+    "flags",
+    "reasons",
+    "counterfactual",
+    "policy_action",
+    "policy_limit_eur",
+    "policy_reasons",
+    "region",
+)
+
+
+def override_columns(current: Mapping[Any, Any] | None) -> dict[str, Any]:
+    """Who set a farmer's limit in force and why: ``set_by`` ("policy" or the officer),
+    ``override_reason`` and ``overridden_at`` (ISO text with its UTC offset) of a
+    ``Ledger.current_limits`` row whose source is an override; ``None`` (or no row) gives
+    the policy's."""
+    if current is None or str(current.get("source")) != "override":
+        return {"set_by": "policy", "override_reason": None, "overridden_at": None}
+    when = pd.Timestamp(current["decided_at"])
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    return {
+        "set_by": str(current["officer"]),
+        "override_reason": str(current["override_reason"]),
+        "overridden_at": when.isoformat(timespec="seconds"),
+    }
+
+
 def current_limits_table(
     history: pd.DataFrame, current: pd.DataFrame, parcels: gpd.GeoDataFrame
 ) -> pd.DataFrame:
-    """One row per farmer for the core-banking system: the limit in force (an officer's
-    override included), what was drawn, and the last decision's PD, flags and reasons."""
+    """One row per farmer for the core-banking system (:data:`LIMITS_COLUMNS`): the limit in
+    force, who set it and why, what was drawn, and the last decision's PD, flags and reasons.
+
+    Where an officer's override is in force, ``limit_eur`` is the override's, ``set_by`` the
+    officer, ``action`` ``"override"``, ``reasons`` the officer's reason and ``needs_review``
+    False (an officer has decided); the policy's own decision stays in ``policy_action``,
+    ``policy_limit_eur`` and ``policy_reasons``.
+    """
     last = history.sort_values("id").groupby("farmer_id").tail(1).set_index("farmer_id")
     table = current.set_index("farmer_id")[["stage", "limit_eur", "source"]].join(
         last[
@@ -334,13 +392,24 @@ def current_limits_table(
                 "reasons",
                 "counterfactual",
             ]
-        ],
+        ].join(last[["action", "limit_eur", "reasons"]].add_prefix("policy_")),
         how="left",
     )
+    who = pd.DataFrame(
+        [override_columns(r) for r in current.to_dict("records")],
+        index=current["farmer_id"],
+        columns=["set_by", "override_reason", "overridden_at"],
+    )
+    table = table.join(who)
     table["region"] = parcels.groupby("farmer_id")["region"].first()
     table["flags"] = table["flags"].map(lambda v: "; ".join(_as_list(v)))
-    table["reasons"] = table["reasons"].map(lambda v: "; ".join(_as_list(v)))
-    return table.reset_index()
+    table["policy_reasons"] = table["policy_reasons"].map(lambda v: "; ".join(_as_list(v)))
+    overridden = table["source"] == "override"
+    table["reasons"] = table["policy_reasons"].where(~overridden, table["override_reason"])
+    table["action"] = table["policy_action"].where(~overridden, "override")
+    table["needs_review"] = table["needs_review"].fillna(False).astype(bool) & ~overridden
+    table.index.name = "farmer_id"
+    return table.reset_index()[list(LIMITS_COLUMNS)]
 
 
 def _history_html(history: pd.DataFrame, curves: pd.DataFrame, assessment: pd.DataFrame) -> str:
@@ -354,27 +423,66 @@ def _history_html(history: pd.DataFrame, curves: pd.DataFrame, assessment: pd.Da
         for _, r in rows.iterrows():
             reasons = "; ".join(html.escape(x) for x in _as_list(r["reasons"]))
             lines.append(
-                f"<tr><td>{r['stage']}</td><td>{r['action']}</td>"
+                f"<tr><td>{html.escape(str(r['stage']))}</td>"
+                f"<td>{html.escape(str(r['action']))}</td>"
                 f"<td class=num>{r['limit_eur']:,.0f}</td><td class=num>{r['drawn_eur']:,.0f}</td>"
                 f"<td class=num>{r['pd']:.3f}</td><td>{reasons}</td></tr>"
             )
         own = assessment[assessment["farmer_id"] == farmer_id]
         plots = "".join(
-            f"<figure><figcaption>{html.escape(str(p.parcel_id))}: {p.detected_crop} "
-            f"({p.confidence:.0%}), {p.health_class}</figcaption>"
+            f"<figure><figcaption>{html.escape(str(p.parcel_id))}: "
+            f"{html.escape(str(p.detected_crop))} ({p.confidence:.0%}), "
+            f"{html.escape(str(p.health_class))}</figcaption>"
             f"{_sparkline(curves[curves['parcel_id'] == p.parcel_id])}</figure>"
             for p in own.itertuples()
         )
         parts.append(
             f'<details class="farmer{tag}" id="{html.escape(str(farmer_id))}"><summary>'
             f"<b>{html.escape(str(farmer_id))}</b> limit EUR {last['limit_eur']:,.0f} "
-            f"({last['action']} at {last['stage']}) {html.escape(flags)}</summary>"
+            f"({html.escape(str(last['action']))} at {html.escape(str(last['stage']))}) "
+            f"{html.escape(flags)}</summary>"
             "<table><tr><th>stage</th><th>action</th><th>limit EUR</th><th>drawn EUR</th>"
             f"<th>PD</th><th>reasons</th></tr>{''.join(lines)}</table>"
             f"<p>{html.escape(str(last.get('counterfactual') or ''))}</p>"
             f'<div class="curves">{plots}</div></details>'
         )
     return "\n".join(parts)
+
+
+#: The report pages' policy: like the review app's, for files opened from disk (no network).
+REPORT_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'{hashes}; connect-src 'none'; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+#: An inline script (no ``src``) and its text, which the browser hashes byte for byte.
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.I)
+
+
+def with_csp(page: str) -> str:
+    """``page`` with a ``<meta http-equiv="Content-Security-Policy">`` first in its head.
+
+    Inline scripts already in the page (folium's map) are allowed by their SHA-256; nothing
+    else inline runs (no event-handler attributes, no injected ``<script>``).
+
+    Raises:
+        ValueError: the page has no ``<head>``.
+    """
+    hashes = "".join(
+        " 'sha256-"
+        + base64.b64encode(hashlib.sha256(m.group(1).encode("utf-8")).digest()).decode()
+        + "'"
+        for m in _INLINE_SCRIPT.finditer(page)
+    )
+    meta = (
+        '<meta http-equiv="Content-Security-Policy" content="'
+        + html.escape(REPORT_CSP.format(hashes=hashes))
+        + '">'
+    )
+    head = re.search(r"<head[^>]*>", page, re.IGNORECASE)
+    if head is None:
+        raise ValueError("the page has no <head>: cannot place its Content-Security-Policy")
+    return page[: head.end()] + meta + page[head.end() :]
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>cropcredit season {season}</title>
@@ -414,7 +522,7 @@ def write_report(
     composite = last.composites[max(last.composites)]
     maps = write_maps(report_dir / "maps", composite, board.parcels, last.assessment)
     fmap = parcel_map(board.parcels, last.assessment, limits, composite, report_dir / "layers")
-    fmap.save(str(report_dir / "map.html"))
+    (report_dir / "map.html").write_text(with_csp(fmap.get_root().render()), encoding="utf-8")
 
     by_stage = (
         history.groupby("stage", sort=False)
@@ -440,6 +548,6 @@ def write_report(
         maps="".join(f'<img class="map" src="maps/{p.name}" alt="{k}">' for k, p in maps.items()),
         farmers=_history_html(history, last.curves, last.assessment),
     )
-    (report_dir / "index.html").write_text(page, encoding="utf-8")
+    (report_dir / "index.html").write_text(with_csp(page), encoding="utf-8")
     log.info("report written to %s", report_dir / "index.html")
     return {"report": report_dir / "index.html", "map": report_dir / "map.html", **maps}

@@ -1,8 +1,10 @@
 """The review app's JSON API, exports and officers' overrides (``/api/...``).
 
 Every route needs a token (``Authorization: Bearer <token>`` or the login cookie): role
-``viewer`` to read, ``officer`` to override. An override is checked completely before the
-ledger is touched, so a refused one changes nothing.
+``viewer`` to read, ``officer`` to override. An override is JSON only (415 otherwise), needs
+the session's CSRF token when it comes with the login cookie (:mod:`flows.review.guard`), and
+is checked completely (:func:`check_override`, against :class:`OverrideIn`) before the ledger
+is touched, so a refused one changes nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import json
 import logging
 import math
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.review.auth import COOKIE, AuthError, Principal, Role, authenticate
 from flows.review.data import Filters, SeasonOutputs, records
+from flows.review.guard import CSRF_HEADER, check_csrf, require_json
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ class FarmerSummary(BaseModel):
     flags: list[str]
     needs_review: bool = Field(description="held for review and not yet overridden")
     officer: str | None = Field(description="who set the override in force, if any")
+    set_by: str = Field(
+        description='"policy", or the name of the officer whose override is in force'
+    )
+    override_reason: str | None = Field(description="the reason of the override in force, if any")
+    overridden_at: str | None = Field(description="when the override in force was recorded, UTC")
 
 
 class FarmerDetail(BaseModel):
@@ -86,13 +92,25 @@ class FarmerDetail(BaseModel):
     history: list[dict[str, Any]]
 
 
+#: The longest override reason accepted, characters.
+REASON_MAX_CHARS = 2_000
+
+
 class OverrideIn(BaseModel):
-    """An officer's limit for a farmer, with the reason (both mandatory)."""
+    """An officer's limit for a farmer, with the reason (both mandatory, nothing else).
+
+    :func:`check_override` enforces this model on every request (JSON or the page's form):
+    its fields (``extra="forbid"``), the reason's length and the limit's range.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     limit_eur: float = Field(ge=0, description="the new limit, EUR, 0 .. the policy cap")
-    reason: str = Field(min_length=1, description="why the limit changes; recorded verbatim")
+    reason: str = Field(
+        min_length=1,
+        max_length=REASON_MAX_CHARS,
+        description="why the limit changes; recorded verbatim",
+    )
 
 
 class OverrideOut(BaseModel):
@@ -148,36 +166,55 @@ def get_farmer(farmer_id: str, data: Data, _who: Viewer) -> dict[str, Any]:
     }
 
 
-async def _override_payload(request: Request) -> tuple[dict[str, Any], bool]:
-    """The request's fields (JSON or an HTML form) and whether it came from a form."""
-    body = await request.body()
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("application/x-www-form-urlencoded"):
-        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: v[-1] for k, v in fields.items()}, True
+async def json_payload(request: Request) -> dict[str, Any]:
+    """The JSON object of a request declared ``application/json``.
+
+    Raises:
+        HTTPException: 415 for another content type, 422 for a body that is not a JSON object.
+    """
+    require_json(request)
     try:
-        payload = json.loads(body or b"{}")
-    except json.JSONDecodeError:
+        payload = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPException(
             422, 'the body is not JSON; send {"limit_eur": 12000, "reason": "..."}'
         ) from None
     if not isinstance(payload, dict):
         raise HTTPException(422, 'expected a JSON object {"limit_eur": ..., "reason": ...}')
-    return payload, False
+    return payload
 
 
 def check_override(payload: dict[str, Any], cap_eur: float) -> tuple[float, str]:
-    """The limit (EUR) and reason of an override request, or a 422 saying what is wrong."""
+    """The limit (EUR) and reason of an override request, or a 422 saying what is wrong.
+
+    The fields are :class:`OverrideIn`'s and no others; a form's limit may carry thousands
+    separators (``"40,000"``).
+    """
+    unknown = sorted(set(payload) - set(OverrideIn.model_fields))
+    if unknown:
+        raise HTTPException(
+            422,
+            f"unknown field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}: an override "
+            f"takes only {' and '.join(OverrideIn.model_fields)} (the officer is the token's)",
+        )
     reason = payload.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise HTTPException(422, "a reason is required: say why the limit changes")
+    if len(reason.strip()) > REASON_MAX_CHARS:
+        raise HTTPException(
+            422,
+            f"the reason has {len(reason.strip()):,} characters, more than the "
+            f"{REASON_MAX_CHARS:,} accepted; give the gist and keep long notes in the "
+            "lender's file",
+        )
     raw = payload.get("limit_eur")
     try:
         limit = float(str(raw).replace(",", "").strip()) if raw not in (None, "") else None
     except ValueError:
         limit = None
     if limit is None or isinstance(raw, bool) or not math.isfinite(limit):
-        raise HTTPException(422, f"limit_eur {raw!r} is not a number of EUR; give e.g. 12000")
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+        raise HTTPException(422, f"limit_eur {shown} is not a number of EUR; give e.g. 12000")
     if limit < 0:
         raise HTTPException(422, f"a negative limit (EUR {limit:,.0f}) is refused; give 0 or more")
     if limit > cap_eur:
@@ -186,7 +223,29 @@ def check_override(payload: dict[str, Any], cap_eur: float) -> tuple[float, str]
             f"limit EUR {limit:,.0f} is above the policy cap of EUR {cap_eur:,.0f} (cap_eur); "
             "an override cannot exceed the cap",
         )
-    return limit, reason.strip()
+    checked = OverrideIn(limit_eur=limit, reason=reason.strip())
+    return checked.limit_eur, checked.reason
+
+
+def record_override(
+    data: SeasonOutputs, farmer_id: str, payload: dict[str, Any], who: Principal
+) -> tuple[int, float, dict[str, Any]]:
+    """Check an override request and append it to the ledger.
+
+    Returns:
+        the override's id, its limit (EUR) and the farmer's summary before it.
+
+    Raises:
+        HTTPException: 404 for an unknown farmer, 422 for a refused override.
+    """
+    farmer = farmer_summary(data, farmer_id)
+    limit, reason = check_override(payload, data.cap_eur)
+    try:
+        new_id = data.ledger.record_override(data.season, farmer_id, limit, reason, who.name)
+    except ValueError as exc:  # the ledger's own checks (its cap may be lower)
+        raise HTTPException(422, str(exc)) from None
+    log.info("override %d: %s set to EUR %.0f by %s", new_id, farmer_id, limit, who.name)
+    return new_id, limit, farmer
 
 
 @router.post(
@@ -201,27 +260,34 @@ def check_override(payload: dict[str, Any], cap_eur: float) -> tuple[float, str]
     },
     responses={
         401: {"description": "no or unknown token"},
-        403: {"description": "the token's role is not 'officer'"},
+        403: {
+            "description": "the token's role is not 'officer', the request came from another "
+            f"origin, or a cookie session sent no {CSRF_HEADER} header"
+        },
         404: {"description": "unknown farmer"},
-        422: {"description": "missing reason, negative limit or limit above the cap"},
+        413: {"description": "a body larger than 64 KiB"},
+        415: {"description": "a body that is not application/json"},
+        422: {
+            "description": "missing or too long reason, unknown field, negative limit or "
+            "limit above the cap"
+        },
     },
 )
 async def override(farmer_id: str, request: Request, data: Data, who: Officer) -> Any:
     """Record an officer's limit for a farmer (appended to the ledger with who and when).
 
-    Accepts JSON ``{"limit_eur": 12000, "reason": "..."}`` or the farmer page's HTML form
-    (which is then redirected back to the page).
+    Takes JSON ``{"limit_eur": 12000, "reason": "..."}`` (``Content-Type: application/json``).
+    With the login cookie (the farmer page), the header ``X-CSRF-Token`` must carry the
+    page's token; with ``Authorization: Bearer`` none is needed.
     """
-    payload, from_form = await _override_payload(request)
-    farmer = farmer_summary(data, farmer_id)
-    limit, reason = check_override(payload, data.cap_eur)
-    try:
-        new_id = data.ledger.record_override(data.season, farmer_id, limit, reason, who.name)
-    except ValueError as exc:  # the ledger's own checks (its cap may be lower)
-        raise HTTPException(422, str(exc)) from None
-    log.info("override %d: %s set to EUR %.0f by %s", new_id, farmer_id, limit, who.name)
-    if from_form:
-        return RedirectResponse(f"/farmers/{farmer_id}#history", status_code=303)
+    check_csrf(
+        request,
+        request.app.state.csrf,
+        request.cookies.get(COOKIE),
+        request.headers.get(CSRF_HEADER),
+    )
+    payload = await json_payload(request)
+    new_id, limit, farmer = record_override(data, farmer_id, payload, who)
     rec = data.ledger.overrides(data.season, farmer_id).set_index("id").loc[new_id]
     warning = None
     if limit < farmer["drawn_eur"]:
@@ -233,7 +299,7 @@ async def override(farmer_id: str, request: Request, data: Data, who: Officer) -
         id=new_id,
         farmer_id=farmer_id,
         limit_eur=limit,
-        reason=reason,
+        reason=str(rec["reason"]),
         officer=who.name,
         recorded_at=str(rec["recorded_at"]),
         current_limit_eur=float(farmer_summary(data, farmer_id)["limit_eur"]),

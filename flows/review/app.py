@@ -4,7 +4,8 @@ Routes (pages need a viewer token, overrides an officer token; see :mod:`flows.r
 
 * ``GET /login``, ``POST /login`` (form field ``token``), ``GET|POST /logout``;
 * ``GET /`` portfolio (query: ``region``, ``crop``, ``flagged=1``, ``review=1``);
-* ``GET /farmers/{id}`` map, parcel panel, limit history, override form;
+* ``GET /farmers/{id}`` map, parcel panel, limit history, override form
+  (``POST /farmers/{id}/override``: the form without script);
 * ``GET /farmers/{id}/ndvi.png?dekad=YYYY-MM-DD``, ``GET /layers/{true_colour|ndvi}.png``;
 * ``GET /api/farmers``, ``GET /api/farmers/{id}``, ``GET /api/farmers/{id}/overrides``,
   ``POST /api/farmers/{id}/override``, ``GET /api/limits.csv``, ``GET /api/limits.parquet``;
@@ -13,23 +14,32 @@ Routes (pages need a viewer token, overrides an officer token; see :mod:`flows.r
 The app's own pages load nothing from the network: Leaflet is served from
 ``flows/static/leaflet`` and a Content-Security-Policy of ``'self'`` enforces it (``/docs``
 is FastAPI's default and loads Swagger UI from a CDN).
+
+Requests that change something must come from the app's own origin, carry the session's CSRF
+token when they use the login cookie, send JSON to the API and stay under 64 KiB
+(:mod:`flows.review.guard`). ``Referrer-Policy: same-origin`` keeps the app's URLs from other
+sites while letting the browser send the ``Origin`` of the app's own forms (under
+``no-referrer`` a form's ``Origin`` is ``null``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from flows.report import STATIC as REPORT_STATIC
 from flows.review import api, pages
 from flows.review.auth import TokenStore, load_tokens
 from flows.review.data import SeasonOutputs
+from flows.review.guard import BodyLimit, CsrfTokens, cross_origin, own_origin
 from flows.review.imagery import ImageryLayers
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,9 @@ CSP = (
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
 )
 _DOCS = ("/docs", "/redoc", "/openapi.json")
+#: Further origins the app accepts state-changing requests from (comma-separated), e.g. the
+#: TLS proxy in front of it: ``https://review.bank.example``.
+ENV_ORIGINS = "CROPCREDIT_ORIGINS"
 
 
 def create_app(
@@ -48,6 +61,7 @@ def create_app(
     ledger_url: str | None = None,
     tokens: dict[str, str] | None = None,
     season: int = 2026,
+    origins: Sequence[str] | None = None,
 ) -> FastAPI:
     """The review app over the season run in ``out_dir``.
 
@@ -57,6 +71,8 @@ def create_app(
         tokens: ``token -> "name:role"``; default read from ``CROPCREDIT_TOKENS`` or
             ``CROPCREDIT_TOKENS_FILE``.
         season: the season year shown.
+        origins: origins besides the request's own that may send state-changing requests
+            (a proxy in front of the app); default from ``CROPCREDIT_ORIGINS``.
 
     Raises:
         TableError: no tokens configured, malformed tokens, or no season run in ``out_dir``.
@@ -72,6 +88,12 @@ def create_app(
     app.state.tokens = store
     app.state.data = data
     app.state.layers = ImageryLayers(Path(out_dir) / "cache")
+    app.state.csrf = CsrfTokens()
+    allowed = tuple(
+        origins
+        if origins is not None
+        else (o.strip() for o in os.environ.get(ENV_ORIGINS, "").split(",") if o.strip())
+    )
     app.mount("/static/leaflet", StaticFiles(directory=REPORT_STATIC / "leaflet"), name="leaflet")
     app.mount("/static/review", StaticFiles(directory=HERE / "static"), name="review-static")
     app.include_router(api.router)
@@ -81,13 +103,25 @@ def create_app(
     async def _login_required(request: Request, exc: pages.LoginRequired) -> Response:
         return pages.login_page(request, exc.status, exc.message, exc.next_url)
 
+    app.add_middleware(BodyLimit)  # innermost: its 413 gets the headers below too
+
+    @app.middleware("http")
+    async def _same_origin(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        why = cross_origin(request.headers, own_origin(request), allowed, request.method)
+        if why is not None:
+            log.warning("refused %s %s: %s", request.method, request.url.path, why)
+            return JSONResponse({"detail": why}, status_code=403)
+        return await call_next(request)
+
     @app.middleware("http")
     async def _headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         if not request.url.path.startswith(_DOCS):
             response.headers.setdefault("Content-Security-Policy", CSP)
         if response.headers.get("content-type", "").startswith("text/html"):

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import geopandas as gpd
 import pandas as pd
 
-from flows.report import CROP_COLORS, HEALTH_COLORS, current_limits_table
+from flows.report import CROP_COLORS, HEALTH_COLORS, current_limits_table, override_columns
 from geo.errors import TableError
 from geo.types import STAGES, GrowthStage, Season
 from scoring.ledger import STAGE_ORDER, Ledger
@@ -55,6 +55,9 @@ PORTFOLIO_COLUMNS: tuple[str, ...] = (
     "flags",
     "needs_review",
     "officer",
+    "set_by",
+    "override_reason",
+    "overridden_at",
 )
 
 
@@ -313,6 +316,7 @@ class SeasonOutputs:
                     "flags": list(d["flags"]),
                     "needs_review": bool(d["needs_review"]) and source != "override",
                     "officer": cur["officer"] if cur is not None and source == "override" else None,
+                    **override_columns(cur if source == "override" else None),
                 }
             )
         return pd.DataFrame(rows, columns=list(PORTFOLIO_COLUMNS))

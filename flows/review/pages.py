@@ -1,7 +1,10 @@
 """The review app's browser pages: login, portfolio, farmer page and its map images.
 
 Pages authenticate with the ``cropcredit_token`` cookie set by ``POST /login`` (or a Bearer
-header); without a valid one they answer 401 with the login form and the reason.
+header); without a valid one they answer 401 with the login form and the reason. The farmer
+page carries its session's CSRF token (a hidden form field, and in the page data for the
+script's ``X-CSRF-Token`` header); its form posts to ``POST /farmers/{id}/override``, which
+works without script. Everything from a lender's files is escaped by Jinja's autoescape.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from flows.report import CROP_COLORS, HEALTH_COLORS
-from flows.review.api import farmer_summary
+from flows.review.api import farmer_summary, record_override
 from flows.review.auth import COOKIE, AuthError, Principal, Role, authenticate
 from flows.review.data import Filters, SeasonOutputs
+from flows.review.guard import CSRF_FIELD, CsrfTokens, check_csrf
 from flows.review.imagery import ImageryLayers
 from geo.errors import ImageryError
 from geo.types import CROPS
@@ -75,6 +79,7 @@ def _require(need: Role) -> Any:
 
 
 Viewer = Annotated[Principal, Depends(_require("viewer"))]
+Officer = Annotated[Principal, Depends(_require("officer"))]
 
 
 def _next_of(request: Request) -> str:
@@ -188,6 +193,33 @@ def portfolio(
 @router.get("/farmers/{farmer_id}", response_class=HTMLResponse)
 def farmer_page(request: Request, farmer_id: str, who: Viewer) -> Response:
     """A farmer's map, parcel panel, limit history and (for officers) the override form."""
+    return _farmer_response(request, farmer_id, who)
+
+
+@router.post("/farmers/{farmer_id}/override")
+async def override_form(request: Request, farmer_id: str, who: Officer) -> Response:
+    """The farmer page's override form (urlencoded, with the session's CSRF token): records
+    the override and goes back to the page, or shows the page with the refusal."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    payload = {k: v[-1] for k, v in fields.items()}
+    csrf: CsrfTokens = request.app.state.csrf
+    check_csrf(request, csrf, request.cookies.get(COOKIE), payload.pop(CSRF_FIELD, None))
+    try:
+        record_override(request.app.state.data, farmer_id, payload, who)
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            raise
+        return _farmer_response(request, farmer_id, who, str(exc.detail), exc.status_code)
+    return RedirectResponse(f"/farmers/{quote(farmer_id)}#history", status_code=303)
+
+
+def _farmer_response(
+    request: Request,
+    farmer_id: str,
+    who: Principal,
+    override_error: str | None = None,
+    status: int = 200,
+) -> Response:
     data: SeasonOutputs = request.app.state.data
     layers: ImageryLayers = request.app.state.layers
     farmer = farmer_summary(data, farmer_id)
@@ -218,6 +250,8 @@ def farmer_page(request: Request, farmer_id: str, who: Viewer) -> Response:
         "dekads": dekads,
         "ndvi_url": f"/farmers/{quote(farmer_id)}/ndvi.png",
         "override_url": f"/api/farmers/{quote(farmer_id)}/override",
+        "form_url": f"/farmers/{quote(farmer_id)}/override",
+        "csrf_token": request.app.state.csrf.for_session(request.cookies.get(COOKIE)),
         "crop_colors": CROP_COLORS,
         "health_colors": HEALTH_COLORS,
     }
@@ -228,8 +262,9 @@ def farmer_page(request: Request, farmer_id: str, who: Viewer) -> Response:
         "parcels": map_data["parcels"]["features"],
         "map_data": map_data,
         "imagery_note": imagery_note,
+        "override_error": override_error,
     }
-    return TEMPLATES.TemplateResponse(request, "farmer.html", context)
+    return TEMPLATES.TemplateResponse(request, "farmer.html", context, status_code=status)
 
 
 def _png(png: bytes, bounds: list[list[float]]) -> Response:

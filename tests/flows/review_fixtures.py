@@ -4,14 +4,20 @@
 archive's ``parcels.parquet`` (UTM 31N), three stages of ``assessment.parquet`` /
 ``curves.parquet`` / ``decisions.parquet``, a sqlite ledger filled through
 ``Ledger.record_decisions`` and a 48 x 48 px composite cached as ``.npz``.
+:func:`write_report_with_ids` writes the same run with a lender's ids of choice (HTML, say)
+and the static report over it, as :func:`flows.report.write_report` makes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import geopandas as gpd
@@ -182,7 +188,8 @@ def _decisions(stage: GrowthStage, previous: dict[str, float] | None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _composite() -> Composite:
+def composite() -> Composite:
+    """The tiny run's 48 x 48 px season composite (UTM 31N, 10 m), clear up to vegetative."""
     days = SEASON.dekads()
     as_of = AS_OF[GrowthStage.VEGETATIVE]
     rng = np.random.default_rng(3)
@@ -207,12 +214,25 @@ def _composite() -> Composite:
     return Composite(data, observed, days, transform, CRS, as_of)
 
 
-def write_tiny_run(out: Path) -> TinyRun:
-    """Write a three-stage, three-farmer, six-parcel season run into ``out``."""
+def _renamed(df: pd.DataFrame, ids: dict[str, str]) -> pd.DataFrame:
+    out = df.copy()
+    for col in ("parcel_id", "farmer_id"):
+        if col in out:
+            out[col] = out[col].map(lambda v: ids.get(v, v))
+    return out
+
+
+def write_tiny_run(out: Path, ids: dict[str, str] | None = None) -> TinyRun:
+    """Write a three-stage, three-farmer, six-parcel season run into ``out``.
+
+    Args:
+        ids: parcel or farmer ids to replace (``{"P-01": "<b>x</b>"}``) everywhere.
+    """
+    ids = ids or {}
     out.mkdir(parents=True, exist_ok=True)
     archive = out / "archive"
     archive.mkdir(exist_ok=True)
-    parcels = parcels_frame()
+    parcels = _renamed(parcels_frame(), ids)
     parcels.to_parquet(archive / "parcels.parquet")
     (out / "run.json").write_text(
         json.dumps(
@@ -234,7 +254,8 @@ def write_tiny_run(out: Path) -> TinyRun:
     ledger.create()
     previous: dict[str, float] | None = None
     for stage in AS_OF:
-        decisions = _decisions(stage, previous)
+        raw = _decisions(stage, previous)
+        decisions = _renamed(raw, ids)
         ledger.record_decisions(
             "tiny-run",
             SEASON,
@@ -245,14 +266,75 @@ def write_tiny_run(out: Path) -> TinyRun:
         )
         stage_dir = out / "stages" / stage.value
         stage_dir.mkdir(parents=True, exist_ok=True)
-        _assessment(stage, parcels).to_parquet(stage_dir / "assessment.parquet")
-        _curves(stage).to_parquet(stage_dir / "curves.parquet")
+        _renamed(_assessment(stage, parcels), ids).to_parquet(stage_dir / "assessment.parquet")
+        _renamed(_curves(stage), ids).to_parquet(stage_dir / "curves.parquet")
         decisions.assign(
             reasons=decisions["reasons"].map(json.dumps),
             flags=decisions["flags"].map(json.dumps),
             evidence=decisions["evidence"].map(lambda e: json.dumps(e, default=str)),
         ).to_parquet(stage_dir / "decisions.parquet")
-        previous = dict(zip(decisions["farmer_id"], decisions["limit_eur"], strict=True))
-    ledger.record_draws(SEASON, GrowthStage.VEGETATIVE, {"F-001": 5_000.0, "F-002": 5_000.0})
-    path = _composite().to_npz(out / "cache" / "composite-20260531-tiny.npz")
-    return TinyRun(out, url, parcels, ("F-001", "F-002", "F-003"), path)
+        previous = dict(zip(raw["farmer_id"], raw["limit_eur"], strict=True))
+    draws = {ids.get("F-001", "F-001"): 5_000.0, ids.get("F-002", "F-002"): 5_000.0}
+    ledger.record_draws(SEASON, GrowthStage.VEGETATIVE, draws)
+    path = composite().to_npz(out / "cache" / "composite-20260531-tiny.npz")
+    farmers = tuple(ids.get(f, f) for f in ("F-001", "F-002", "F-003"))
+    return TinyRun(out, url, parcels, farmers, path)
+
+
+def write_report(run: TinyRun) -> dict[str, Path]:
+    """:func:`flows.report.write_report` over a tiny run (limits, index.html, map.html)."""
+    from flows.report import write_report as write
+
+    stage = GrowthStage.VEGETATIVE
+    stage_dir = run.out / "stages" / stage.value
+    params = SimpleNamespace(season=SEASON.year, out=run.out, ledger=lambda: run.ledger_url)
+    board = SimpleNamespace(parcels=run.parcels, rejects=pd.DataFrame())
+    last = SimpleNamespace(
+        stage=stage,
+        assessment=pd.read_parquet(stage_dir / "assessment.parquet"),
+        curves=pd.read_parquet(stage_dir / "curves.parquet"),
+        composites={AS_OF[stage]: composite()},
+    )
+    return write(params, board, [last])  # type: ignore[arg-type]
+
+
+def write_report_with_ids(out: Path, parcel_id: str, farmer_id: str) -> dict[str, Path]:
+    """The tiny run with parcel ``P-01`` and farmer ``F-001`` renamed, and its report."""
+    return write_report(write_tiny_run(out, {"P-01": parcel_id, "F-001": farmer_id}))
+
+
+# -- a live server for the browser tests ---------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The review app under uvicorn in a thread on 127.0.0.1."""
+
+    def __init__(self, out: Path, tokens: dict[str, str]) -> None:
+        import uvicorn
+
+        from flows.review import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(out, tokens=tokens), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the review app did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

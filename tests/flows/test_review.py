@@ -10,9 +10,6 @@ import io
 import json
 import logging
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from review_fixtures import SEASON, TinyRun, write_tiny_run
+from review_fixtures import SEASON, LiveServer, TinyRun, write_tiny_run
 
 from flows.review import create_app
 from flows.review.auth import TokenStore, load_tokens
@@ -249,16 +246,27 @@ def test_the_farmer_page_form_works_without_javascript(tiny: TinyRun) -> None:
     before = _n_overrides(tiny)
     with TestClient(create_app(tiny.out, tokens=TOKENS)) as browser:
         browser.post("/login", data={"token": OFFICER})
+        form = browser.get("/farmers/F-001").text
+        action = re.search(r'<form method="post" action="([^"]+)" id="override-form"', form)
+        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', form)
+        assert action and action.group(1) == "/farmers/F-001/override" and token
         r = browser.post(
-            "/api/farmers/F-001/override",
-            data={"limit_eur": "40,000", "reason": "wrong crop on P-02 explained: cover crop"},
+            action.group(1),
+            data={
+                "limit_eur": "40,000",
+                "reason": "wrong crop on P-02 explained: cover crop",
+                "csrf_token": token.group(1),
+            },
             follow_redirects=False,
         )
         assert r.status_code == 303 and r.headers["location"] == "/farmers/F-001#history"
         page = browser.get("/farmers/F-001")
         assert "cover crop" in page.text and "Ada Officer" in page.text
-        refused = browser.post("/api/farmers/F-001/override", data={"limit_eur": "40000"})
-        assert refused.status_code == 422 and "a reason is required" in refused.text
+        refused = browser.post(
+            action.group(1), data={"limit_eur": "40000", "csrf_token": token.group(1)}
+        )
+        assert refused.status_code == 422 and 'id="override-form"' in refused.text
+        assert re.search(r'id="override-msg"[^>]*>a reason is required', refused.text)
     assert _n_overrides(tiny) == before + 1
     assert Ledger(tiny.ledger_url).overrides(SEASON, "F-001").iloc[-1]["limit_eur"] == 40_000
 
@@ -279,43 +287,9 @@ def test_a_run_without_cached_imagery_still_shows_parcels_and_history(
 
 
 # -- the browser --------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """The review app under uvicorn in a thread on 127.0.0.1."""
-
-    def __init__(self, out: Path) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(out, tokens=TOKENS), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the review app did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def live(tiny: TinyRun) -> Iterator[LiveServer]:
-    with LiveServer(tiny.out) as server:
+    with LiveServer(tiny.out, TOKENS) as server:
         yield server
 
 
@@ -498,7 +472,7 @@ def test_real_farmer_page_in_chromium(real_run: Path, chrome: Any) -> None:
     current = Ledger(f"sqlite:///{real_run / 'ledger.sqlite'}").current_limits(SEASON)
     counts = parcels[parcels["farmer_id"].isin(current["farmer_id"])].groupby("farmer_id").size()
     fid = str(counts.idxmax())
-    with LiveServer(real_run) as server:
+    with LiveServer(real_run, TOKENS) as server:
         _login(chrome, server.url, VIEWER, f"/farmers/{fid}")
         _wait(
             chrome,

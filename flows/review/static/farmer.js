@@ -59,8 +59,9 @@
     style: styleOf,
     onEachFeature: function (f, layer) {
       byId[f.properties.parcel_id] = layer;
-      layer.bindTooltip(f.properties.parcel_id + ": " + label(f.properties.detected_crop),
-                        { sticky: true });
+      // a lender's id is text: Leaflet would insert a string tooltip as HTML
+      layer.bindTooltip(el("span", {}, f.properties.parcel_id + ": " +
+                                       label(f.properties.detected_crop)), { sticky: true });
       layer.on("click", function () { select(f.properties.parcel_id); });
     }
   }).addTo(map);
@@ -263,7 +264,8 @@
                    reason: form.reason.value };
       fetch(data.override_url, {
         method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        headers: { "Content-Type": "application/json", "Accept": "application/json",
+                   "X-CSRF-Token": data.csrf_token },
         body: JSON.stringify(body)
       }).then(function (r) {
         return r.json().then(function (j) { return { ok: r.ok, body: j }; });
