@@ -10,8 +10,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -21,7 +23,7 @@ from flows.settings import SeasonParams
 from flows.versions import public_params, run_manifest
 from geo.calendar import stage_dates
 from geo.composite import Composite
-from geo.parcels import parcels_bounds
+from geo.parcels import parcels_bounds, reject_records
 from geo.types import GrowthStage, Season
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,14 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
             if params.throttle_s:
                 time.sleep(params.throttle_s)
     decisions = pd.concat(done, ignore_index=True) if done else tasks.empty_decisions()
-    _write_stage(params.out / "stages" / stage.value, assessment, curves, decisions, failed)
+    _write_stage(
+        params.out / "stages" / stage.value,
+        assessment,
+        curves,
+        decisions,
+        failed,
+        reject_records(board.rejects),
+    )
     logger.info(
         "%s: %d decisions (%d new in the ledger), %d farmers failed: %s",
         stage.value,
@@ -240,6 +249,7 @@ def _write_stage(
     curves: pd.DataFrame,
     decisions: pd.DataFrame,
     failed: list[dict[str, str]],
+    rejects: Sequence[dict[str, Any]] = (),
 ) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
@@ -255,6 +265,8 @@ def _write_stage(
         "failed": len(failed),
         "actions": {str(k): int(v) for k, v in decisions["action"].value_counts().items()},
         "failures": failed,
+        "rejected": len(rejects),
+        "rejects": list(rejects),  # every onboarding reject, with its reason
     }
     (stage_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
