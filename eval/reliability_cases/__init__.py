@@ -5,7 +5,7 @@ module covers one group. ``tests/reliability`` runs them as tests and ``python -
 eval.reliability`` prints them as a table.
 """
 
-from eval.reliability_cases import faults, imagery, leaks, parcels, tables  # noqa: F401
+from eval.reliability_cases import faults, imagery, leaks, onboarding, parcels, tables  # noqa: F401
 from eval.reliability_cases.base import (
     CASES,
     FIXTURES,
