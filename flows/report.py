@@ -382,11 +382,13 @@ def rejects_html(rejects: pd.DataFrame) -> str:
     with its reason (escaped), or a line saying there were none."""
     if rejects.empty:
         return "<p>No parcel or farmer line was rejected at onboarding.</p>"
+    from geo.parcels import reject_records
+
     rows = "".join(
-        f"<tr><td>{html.escape(str(r.get('parcel_id') or '-'))}</td>"
-        f"<td>{html.escape(str(r.get('farmer_id') or '-'))}</td>"
-        f"<td>{html.escape(str(r.get('error', '')))}</td></tr>"
-        for r in rejects.to_dict("records")
+        f"<tr><td>{html.escape(r['parcel_id'] or '-')}</td>"
+        f"<td>{html.escape(r['farmer_id'] or '-')}</td>"
+        f"<td>{html.escape(r['error'])}</td></tr>"
+        for r in reject_records(rejects)
     )
     return (
         f"<p>{len(rejects)} rejected: they are not scored until the file is fixed.</p>"
