@@ -166,7 +166,12 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise TableError(f"{path}: crop economics file not found; pass an existing CSV path")
     try:
-        df = pd.read_csv(path, dtype={"region": str, "season": str, "table_version": str})
+        # blank lines kept then dropped: a row's index + 2 stays its line in the file
+        df = pd.read_csv(
+            path,
+            dtype={"region": str, "season": str, "table_version": str},
+            skip_blank_lines=False,
+        ).dropna(how="all")
     except pd.errors.EmptyDataError as exc:
         raise TableError(
             f"{path}: the file is empty; expected a CSV whose header holds "
@@ -186,8 +191,8 @@ def _read(path: Path) -> pd.DataFrame:
 def _parse_rows(df: pd.DataFrame, path: Path) -> dict[tuple[str, str, str], EconomicsRow]:
     rows: dict[tuple[str, str, str], EconomicsRow] = {}
     stages = {s.value: s for s in GrowthStage}
-    for i, rec in enumerate(df.to_dict("records")):
-        line = i + 2  # header is line 1
+    for index, rec in zip(df.index, df.to_dict("records"), strict=True):
+        line = int(index) + 2  # header is line 1; blank lines are counted
         crop = str(rec["crop"]).strip()
         region = str(rec["region"]).strip()
         season = str(rec["season"]).strip()

@@ -95,3 +95,14 @@ def test_override_replaces_matching_rows(tmp_path: Path, table: pd.DataFrame) ->
 def test_missing_file() -> None:
     with pytest.raises(TableError, match="not found"):
         load_economics("/nonexistent/econ.csv")
+
+
+def test_errors_name_the_line_of_the_file_across_blank_lines(
+    tmp_path: Path, table: pd.DataFrame
+) -> None:
+    table.loc[3, "price_eur_t"] = "-5"
+    lines = table.to_csv(index=False).splitlines()
+    path = tmp_path / "econ.csv"
+    path.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(TableError, match=rf"{path} line 6 .*price_eur_t is negative"):
+        load_economics(path)
