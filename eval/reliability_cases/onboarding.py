@@ -161,3 +161,43 @@ def two_bad_parcels(ctx: Context) -> str:
     page = rejects_html(pd.DataFrame(board.rejects))
     expect("P-002" in page and "P-003" in page, "the report's rejects omit one")
     return wheat
+
+
+@case(
+    "tables",
+    "labels file with a bad cell",
+    "a band value that is text or negative, or a blank ewoc_code: the samples file is refused "
+    "naming file, line, column and value (never read as nodata or a guessed label)",
+)
+def labels_bad_cells(ctx: Context) -> str:
+    import pandas as pd
+
+    from geo.samples import SampleError, read_samples
+    from geo.types import BANDS, Season
+
+    dekads = Season(2026).dekads()[10:14]
+    rows = [
+        {
+            "sample_id": "S-1",
+            "timestamp": pd.Timestamp(d),
+            **{f"S2-L2A-{b}": 1000 for b in BANDS},
+            "ewoc_code": 1101060000,
+        }
+        for d in dekads
+    ]
+    frame = pd.DataFrame(rows).astype({"S2-L2A-B04": object, "ewoc_code": object})
+    path = ctx.tmp / "labels.csv"
+    frame.assign(**{"S2-L2A-B04": ["1000", "abc", "1000", "-40"]}).to_csv(path, index=False)
+    band = expect_error(
+        SampleError,
+        lambda: read_samples(path),
+        str(path),
+        "line 3, column S2-L2A-B04: 'abc' is not a number",
+        "line 5, column S2-L2A-B04: '-40' is negative",
+    )
+    frame.loc[2, "ewoc_code"] = ""
+    frame.to_csv(path, index=False)
+    expect_error(
+        SampleError, lambda: read_samples(path), "line 4, column ewoc_code: blank", "integer"
+    )
+    return str(band)
