@@ -219,14 +219,15 @@ def set_aside_parcels(
     parcels = parcel_set.parcels
     known = set(farmers["farmer_id"].astype(str))
     why: dict[str, str] = {}
-    for fid, errors in farmer_rejects.groupby("farmer_id", sort=False)["error"]:
-        why[str(fid)] = "; ".join(errors)
+    for fid, refused in farmer_rejects.groupby("farmer_id", sort=False):
+        where = ", ".join(f"line {r.line} ({r.column})" for r in refused.itertuples())
+        why[str(fid)] = f"its farmer {fid} is refused at {farmers_path} {where}"
     owner = parcels["farmer_id"].astype(str)
     out = ~owner.isin(known).to_numpy()
     set_aside = []
     for pid, fid in zip(parcels["parcel_id"][out], owner[out], strict=True):
         reason = (
-            f"its farmer is refused: {why[fid]}"
+            f"{why[fid]}; fix the farmer's line"
             if fid in why
             else f"farmer {fid} has no line in the farmers table {farmers_path}; add the farmer "
             "with annual_debt_service_eur and years_with_lender"

@@ -116,7 +116,7 @@ def test_parcels_of_refused_and_unlisted_farmers_are_set_aside(tmp_path: Path) -
     assert list(rejects.columns) == list(REJECT_COLUMNS)
     assert rejects["parcel_id"].tolist() == ["P-1", "P-2", None]
     p1, p2, line = rejects["error"].tolist()
-    assert "P-1" in p1 and "its farmer is refused" in p1 and "'1,980'" in p1
+    assert "P-1" in p1 and f"its farmer F-2 is refused at {path} line 3" in p1
     assert "farmer F-9 has no line in the farmers table" in p2 and str(path) in p2
     assert line.startswith(f"{path} line 3")
 
