@@ -254,6 +254,8 @@ def unassessed_farmers(board: Onboarded, assessment: pd.DataFrame) -> list[dict[
     out = []
     for farmer_id in sorted((set(board.farmers["farmer_id"]) | refused) - seen):
         mine = rejects[rejects.get("farmer_id", pd.Series(dtype=str)) == farmer_id]
+        if "parcel_id" in mine and mine["parcel_id"].isna().any():  # his refused farmer line
+            mine = mine[mine["parcel_id"].isna()]
         why = "; ".join(mine["error"].astype(str)) if len(mine) else "no parcel pledged"
         out.append({"farmer_id": str(farmer_id), "error": why})
     return out

@@ -83,3 +83,25 @@ def test_two_bad_parcels_are_both_in_summary_json_and_the_report(
     page = (params.out / "report" / "index.html").read_text(encoding="utf-8")
     assert "Rejected at onboarding" in page
     assert wheat in page and giant in page and "common_soft_wheat" in page
+
+
+def test_a_refused_farmer_is_a_failure_with_his_line_and_the_others_go_on(
+    tiny_archive: Path, tmp_path: Path
+) -> None:
+    from flows.tasks import load_parcels, unassessed_farmers
+
+    archive = _copy(tiny_archive, tmp_path / "archive")
+    farmers = archive / "farmers.csv"
+    table = pd.read_csv(farmers, dtype=str, keep_default_na=False)
+    pledged = set(gpd.read_parquet(archive / "parcels.parquet")["farmer_id"])
+    bad = sorted(pledged)[0]
+    table.loc[table["farmer_id"] == bad, "annual_debt_service_eur"] = "1,980"
+    table.to_csv(farmers, index=False)
+    board = load_parcels.fn(archive / "parcels.parquet", farmers)
+    assert bad not in set(board.parcels["farmer_id"])
+    assert set(board.parcels["farmer_id"]) == pledged - {bad}
+    line = int(table.index[table["farmer_id"] == bad][0]) + 2
+    failed = unassessed_farmers(board, pd.DataFrame({"farmer_id": board.parcels["farmer_id"]}))
+    mine = [f for f in failed if f["farmer_id"] == bad]
+    assert len(mine) == 1
+    assert mine[0]["error"].startswith(f"{farmers} line {line}, column annual_debt_service_eur")
