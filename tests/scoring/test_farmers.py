@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shapely.geometry import box
 
 from geo.errors import TableError
 from geo.parcels import REJECT_COLUMNS, validate_parcels
-from scoring.farmers import FARMER_REJECT_COLUMNS, read_farmers, set_aside_parcels
+from scoring.farmers import FARMER_REJECT_COLUMNS, REQUIRED_COLUMNS, read_farmers, set_aside_parcels
 
 HEADER = "farmer_id,region,name,annual_debt_service_eur,years_with_lender\n"
 DEMO_FARMERS = Path("/work/baseline-demo/archive/farmers.csv")
@@ -138,3 +141,48 @@ def test_the_demo_farmers_table_is_accepted_as_pandas_read_it() -> None:
     assert len(farmers) == len(plain) == 320
     for col in ("farmer_id", "region", "annual_debt_service_eur", "years_with_lender"):
         assert (farmers[col].to_numpy() == plain[col].to_numpy()).all(), col
+
+
+CELLS = ("", " ", "n/a", "-1", "1,5", "1,980", "inf", "nan", "1e400", " 7 ", "abc", "0", "12.5")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.sampled_from(["farmer_id", *REQUIRED_COLUMNS[1:]]),
+            st.sampled_from(CELLS),
+        ),
+        max_size=4,
+    ),
+    repeat=st.lists(st.integers(0, 5), max_size=2),
+)
+def test_random_edits_are_accepted_clean_or_refused_by_line(
+    tmp_path: Path, edits: list[tuple[int, str, str]], repeat: list[int]
+) -> None:
+    rows = [[f"F-{i}", "n", str(100 * i), str(i)] for i in range(6)]
+    for row, column, cell in edits:
+        rows[row][
+            {"farmer_id": 0, "annual_debt_service_eur": 2, "years_with_lender": 3}[column]
+        ] = cell
+    rows += [list(rows[r]) for r in repeat]
+    path = tmp_path / "farmers.csv"
+    pd.DataFrame(rows, columns=["farmer_id", "region", *REQUIRED_COLUMNS[1:]]).to_csv(
+        path, index=False
+    )
+    try:
+        farmers, rejects = read_farmers(path)
+    except TableError as exc:
+        assert str(path) in str(exc)
+        return
+    numbers = farmers[list(REQUIRED_COLUMNS[1:])].to_numpy(dtype=float)
+    assert np.isfinite(numbers).all() and (numbers >= 0).all()
+    assert farmers["farmer_id"].is_unique
+    assert not set(farmers["farmer_id"]) & set(rejects["farmer_id"].dropna())
+    lines = set(rejects["line"])
+    assert len(lines) == len(rejects)  # one reject per refused line
+    assert len(farmers) + len(rejects) <= len(rows)
+    assert all(e.startswith(f"{path} line ") for e in rejects["error"])
