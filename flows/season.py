@@ -204,7 +204,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
         curves,
         decisions,
         failed,
-        reject_records(board.rejects),
+        rejects=reject_records(board.rejects),
     )
     logger.info(
         "%s: %d decisions (%d new in the ledger), %d farmers failed: %s",
@@ -249,7 +249,7 @@ def _write_stage(
     curves: pd.DataFrame,
     decisions: pd.DataFrame,
     failed: list[dict[str, str]],
-    rejects: Sequence[dict[str, Any]] = (),
+    rejects: Sequence[dict[str, Any]] | None = None,
 ) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
@@ -265,8 +265,8 @@ def _write_stage(
         "failed": len(failed),
         "actions": {str(k): int(v) for k, v in decisions["action"].value_counts().items()},
         "failures": failed,
-        "rejected": len(rejects),
-        "rejects": list(rejects),  # every onboarding reject, with its reason
+        "rejected": len(rejects or []),
+        "rejects": list(rejects or []),  # every onboarding reject, with its reason
     }
     (stage_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
