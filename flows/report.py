@@ -377,26 +377,6 @@ def _history_html(history: pd.DataFrame, curves: pd.DataFrame, assessment: pd.Da
     return "\n".join(parts)
 
 
-def rejects_html(rejects: pd.DataFrame) -> str:
-    """The onboarding rejects (:data:`geo.parcels.REJECT_COLUMNS`) as an HTML table, every one
-    with its reason (escaped), or a line saying there were none."""
-    if rejects.empty:
-        return "<p>No parcel or farmer line was rejected at onboarding.</p>"
-    from geo.parcels import reject_records
-
-    rows = "".join(
-        f"<tr><td>{html.escape(r['parcel_id'] or '-')}</td>"
-        f"<td>{html.escape(r['farmer_id'] or '-')}</td>"
-        f"<td>{html.escape(r['error'])}</td></tr>"
-        for r in reject_records(rejects)
-    )
-    return (
-        f"<p>{len(rejects)} rejected: they are not scored until the file is fixed.</p>"
-        f'<table id="rejects"><tr><th>parcel</th><th>farmer</th><th>reason and fix</th></tr>'
-        f"{rows}</table>"
-    )
-
-
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>cropcredit season {season}</title>
 <style>body{{font-family:sans-serif;margin:1.5em;max-width:1400px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ddd;padding:2px 6px;font-size:13px;vertical-align:top}}
@@ -465,3 +445,23 @@ def write_report(
     (report_dir / "index.html").write_text(page, encoding="utf-8")
     log.info("report written to %s", report_dir / "index.html")
     return {"report": report_dir / "index.html", "map": report_dir / "map.html", **maps}
+
+
+def rejects_html(rejects: pd.DataFrame) -> str:
+    """The onboarding rejects (:data:`geo.parcels.REJECT_COLUMNS`) as an HTML table, every one
+    with its reason (escaped), or a line saying there were none."""
+    if rejects.empty:
+        return "<p>No parcel or farmer line was rejected at onboarding.</p>"
+    from geo.parcels import reject_records
+
+    rows = "".join(
+        f"<tr><td>{html.escape(r['parcel_id'] or '-')}</td>"
+        f"<td>{html.escape(r['farmer_id'] or '-')}</td>"
+        f"<td>{html.escape(r['error'])}</td></tr>"
+        for r in reject_records(rejects)
+    )
+    return (
+        f"<p>{len(rejects)} rejected: they are not scored until the file is fixed.</p>"
+        f'<table id="rejects"><tr><th>parcel</th><th>farmer</th><th>reason and fix</th></tr>'
+        f"{rows}</table>"
+    )
