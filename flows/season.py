@@ -10,10 +10,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
@@ -249,7 +247,7 @@ def _write_stage(
     curves: pd.DataFrame,
     decisions: pd.DataFrame,
     failed: list[dict[str, str]],
-    rejects: Sequence[dict[str, Any]] | None = None,
+    rejects: list[dict[str, object]] | None = None,
 ) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
