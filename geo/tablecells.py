@@ -105,10 +105,15 @@ def read_csv_lines(
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
+        semicolons = any(";" in str(c) for c in frame.columns)
         raise error(
             f"{path}: the {what} lacks column(s) {', '.join(missing)}; its header must hold "
             f"{', '.join(required)} (found: {', '.join(map(str, frame.columns))}): "
-            "add or rename the column(s)"
+            + (
+                "the file looks semicolon-separated: save it as comma-separated CSV"
+                if semicolons
+                else "add or rename the column(s)"
+            )
         )
     frame[LINE] = np.arange(2, len(frame) + 2)
     cells = frame.drop(columns=[LINE])

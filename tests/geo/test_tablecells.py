@@ -28,6 +28,7 @@ def test_rows_keep_the_line_of_the_file_across_blank_lines(tmp_path: Path) -> No
         (b"", "is empty"),
         (b"a,b\n\xe9,1\n", "UTF-8"),
         (b"a\n1\n", "lacks column(s) b"),
+        (b"a;b\n1;2\n", "looks semicolon-separated"),
     ],
 )
 def test_whole_file_problems_name_the_file(
