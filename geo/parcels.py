@@ -7,10 +7,11 @@ measured in that UTM CRS.
 
 Validation is per parcel and never sinks the batch: each bad parcel becomes one row of
 ``ParcelSet.rejects`` naming the parcel, its farmer, its row (0-based position in the file),
-the file, the problem and the fix. Only whole-file problems raise: a missing file, missing
-columns, a missing CRS, every parcel's coordinates plainly wrong for the declared CRS (swapped
-axes, degrees declared as metres or the reverse: see :mod:`geo.parcel_crs`), or no parcel at
-all on the imagery.
+the file, the problem and the fix (a crop not in the legend: the legend names close to it,
+:func:`geo.legend.close_crops`), and is logged, one warning each. Only whole-file problems
+raise: a missing file, missing columns, a missing CRS, every parcel's coordinates plainly
+wrong for the declared CRS (swapped axes, degrees declared as metres or the reverse: see
+:mod:`geo.parcel_crs`), or no parcel at all on the imagery.
 
 When the caller knows the imagery's footprint (``imagery=``, a
 :class:`~geo.sources.base.Bounds`), it is the reference that recognises swapped lon/lat, and
