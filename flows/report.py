@@ -496,6 +496,7 @@ figure{{margin:0;font-size:11px}}img.map{{width:48%}}</style></head><body>
 <h2>Parcels</h2><iframe src="map.html" title="parcel map"></iframe>
 <h2>Limits by stage</h2>{stage_table}
 <h2>Maps</h2>{maps}
+<h2>Rejected at onboarding</h2>{rejects}
 <h2>Farmers</h2><p>Each farmer's limit history with its reasons, and each parcel's NDVI over
 the season (green) against its crop's reference curve (grey dashes).</p>{farmers}
 </body></html>"""
@@ -547,7 +548,28 @@ def write_report(
         stage_table=by_stage.to_html(index=False, float_format=lambda v: f"{v:,.0f}"),
         maps="".join(f'<img class="map" src="maps/{p.name}" alt="{k}">' for k, p in maps.items()),
         farmers=_history_html(history, last.curves, last.assessment),
+        rejects=rejects_html(board.rejects),
     )
     (report_dir / "index.html").write_text(with_csp(page), encoding="utf-8")
     log.info("report written to %s", report_dir / "index.html")
     return {"report": report_dir / "index.html", "map": report_dir / "map.html", **maps}
+
+
+def rejects_html(rejects: pd.DataFrame) -> str:
+    """The onboarding rejects (:data:`geo.parcels.REJECT_COLUMNS`) as an HTML table, every one
+    with its reason (escaped), or a line saying there were none."""
+    if rejects.empty:
+        return "<p>No parcel or farmer line was rejected at onboarding.</p>"
+    from geo.parcels import reject_records
+
+    rows = "".join(
+        f"<tr><td>{html.escape(r['parcel_id'] or '-')}</td>"
+        f"<td>{html.escape(r['farmer_id'] or '-')}</td>"
+        f"<td>{html.escape(r['error'])}</td></tr>"
+        for r in reject_records(rejects)
+    )
+    return (
+        f"<p>{len(rejects)} rejected: they are not scored until the file is fixed.</p>"
+        f'<table id="rejects"><tr><th>parcel</th><th>farmer</th><th>reason and fix</th></tr>'
+        f"{rows}</table>"
+    )

@@ -21,7 +21,7 @@ from flows.settings import SeasonParams
 from flows.versions import public_params, run_manifest
 from geo.calendar import stage_dates
 from geo.composite import Composite
-from geo.parcels import parcels_bounds
+from geo.parcels import parcels_bounds, reject_records
 from geo.types import GrowthStage, Season
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,14 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
             if params.throttle_s:
                 time.sleep(params.throttle_s)
     decisions = pd.concat(done, ignore_index=True) if done else tasks.empty_decisions()
-    _write_stage(params.out / "stages" / stage.value, assessment, curves, decisions, failed)
+    _write_stage(
+        params.out / "stages" / stage.value,
+        assessment,
+        curves,
+        decisions,
+        failed,
+        rejects=reject_records(board.rejects),
+    )
     logger.info(
         "%s: %d decisions (%d new in the ledger), %d farmers failed: %s",
         stage.value,
@@ -240,6 +247,7 @@ def _write_stage(
     curves: pd.DataFrame,
     decisions: pd.DataFrame,
     failed: list[dict[str, str]],
+    rejects: list[dict[str, object]] | None = None,
 ) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
@@ -255,6 +263,8 @@ def _write_stage(
         "failed": len(failed),
         "actions": {str(k): int(v) for k, v in decisions["action"].value_counts().items()},
         "failures": failed,
+        "rejected": len(rejects or []),
+        "rejects": list(rejects or []),  # every onboarding reject, with its reason
     }
     (stage_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 

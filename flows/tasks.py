@@ -36,6 +36,7 @@ from geo.parcels import find_overlaps, read_parcels
 from geo.sources.base import Bounds, TileSource
 from geo.sources.factory import open_source
 from geo.types import GrowthStage, Season
+from scoring.farmers import read_farmers, set_aside_parcels
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,10 @@ def load_parcels(
     outside it are rejected (named, with the fix) while the others go on.
     """
     logger = _logger()
+    farmers, farmer_rejects = read_farmers(farmers_path)  # a bad file stops here, before imagery
     parcel_set = read_parcels(parcels_path, imagery=imagery, outside="reject")
     overlaps = find_overlaps(parcel_set.parcels)
-    farmers = pd.read_csv(farmers_path, dtype={"farmer_id": str})
-    parcels = parcel_set.parcels
+    parcels, rejects = set_aside_parcels(parcel_set, farmers, farmer_rejects, farmers_path)
     if regions:
         parcels = parcels[parcels["region"].isin(regions)]
         farmers = farmers[farmers["farmer_id"].isin(parcels["farmer_id"])]
@@ -162,10 +163,10 @@ def load_parcels(
         "onboarded %d parcels of %d farmers (%d rejected, %d overlapping pairs)",
         len(parcels),
         parcels["farmer_id"].nunique(),
-        len(parcel_set.rejects),
+        len(rejects),
         len(overlaps) // 2,
     )
-    return Onboarded(parcels, parcel_set.rejects, overlaps, farmers)
+    return Onboarded(parcels, rejects, overlaps, farmers)
 
 
 @task(name="acquire-composite", cache_policy=NO_CACHE)
@@ -245,12 +246,16 @@ def farmer_batches(assessment: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 
 
 def unassessed_farmers(board: Onboarded, assessment: pd.DataFrame) -> list[dict[str, str]]:
-    """Farmers with no usable parcel (every parcel rejected at onboarding), with why."""
+    """Farmers with no usable parcel (every parcel rejected at onboarding, or the farmer's
+    line refused), with why."""
     seen = set(assessment["farmer_id"])
     rejects = board.rejects
+    refused = set(rejects["farmer_id"].dropna().astype(str)) if len(rejects) else set()
     out = []
-    for farmer_id in sorted(set(board.farmers["farmer_id"]) - seen):
+    for farmer_id in sorted((set(board.farmers["farmer_id"]) | refused) - seen):
         mine = rejects[rejects.get("farmer_id", pd.Series(dtype=str)) == farmer_id]
+        if "parcel_id" in mine and mine["parcel_id"].isna().any():  # his refused farmer line
+            mine = mine[mine["parcel_id"].isna()]
         why = "; ".join(mine["error"].astype(str)) if len(mine) else "no parcel pledged"
         out.append({"farmer_id": str(farmer_id), "error": why})
     return out

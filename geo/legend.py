@@ -24,6 +24,7 @@ set-aside); other temporary crops -> ``other_annual``; permanent crops and agrof
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 from collections.abc import Iterable
 from functools import cache
@@ -37,7 +38,15 @@ from geo.errors import CropCreditError
 from geo.paths import data_file
 from geo.types import CROPS
 
-__all__ = ["IGNORE", "LegendError", "build_legend", "crops_for_codes", "load_legend"]
+__all__ = [
+    "IGNORE",
+    "LegendError",
+    "build_legend",
+    "close_crops",
+    "crops_for_codes",
+    "legend_names",
+    "load_legend",
+]
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +172,55 @@ def load_legend(path: Path | None = None) -> dict[int, str]:
             f"{path}: crop names {bad} are not classes of the legend {list(CROPS)} or {IGNORE!r}"
         )
     return dict(zip(table["ewoc_code"].tolist(), table["crop"].tolist(), strict=True))
+
+
+@cache
+def legend_names(path: Path | None = None) -> dict[str, str]:
+    """Every name the legend knows -> its crop class: the classes of :data:`geo.types.CROPS`
+    and WorldCereal's labels of ``data/legend.csv`` (``common_soft_wheat`` ->
+    ``winter_cereals``), labels of :data:`IGNORE` codes left out."""
+    path = path or data_file("legend.csv")
+    try:
+        table = pd.read_csv(path, dtype={"crop": "str", "label": "str"})
+    except (OSError, ValueError) as exc:
+        raise LegendError(f"cannot read the crop legend {path}: {exc}") from exc
+    names = {
+        str(label).strip().lower(): str(crop)
+        for label, crop in zip(table["label"], table["crop"], strict=True)
+        if str(crop) in CROPS and isinstance(label, str)
+    }
+    return names | {c: c for c in CROPS}
+
+
+def close_crops(name: str, n: int = 3, path: Path | None = None) -> list[str]:
+    """The legend classes closest to an unknown crop ``name``, each said as a hint.
+
+    ``name`` (lower-cased, spaces and hyphens as underscores) is looked up among the class
+    names and WorldCereal's labels (:func:`legend_names`): an exact label first, then the
+    classes whose labels hold every word of ``name`` (most labels first: ``wheat`` ->
+    ``winter_cereals``), then :func:`difflib.get_close_matches` over all names. A label
+    stands for its class: ``"common_soft_wheat"`` -> ``["winter_cereals (legend label
+    'common_soft_wheat')", ...]``. Empty when nothing is close.
+    """
+    names = legend_names(path)
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    words = set(key.split("_")) - {""}
+    found: list[tuple[str, str]] = []
+    if key in names:
+        found.append((names[key], key))
+    by_words: dict[str, list[str]] = {}
+    for label, crop in names.items():
+        if words and words <= set(label.split("_")):
+            by_words.setdefault(crop, []).append(label)
+    for crop, labels in sorted(by_words.items(), key=lambda kv: -len(kv[1])):
+        found.append((crop, min(labels, key=len)))
+    for match in difflib.get_close_matches(key, list(names), n=3 * n, cutoff=0.6):
+        found.append((names[match], match))
+    hints: dict[str, str] = {}
+    for crop, label in found:
+        if crop not in hints:
+            hints[crop] = crop if label == crop else f"{crop} (legend label {label!r})"
+    return list(hints.values())[:n]
 
 
 def crops_for_codes(codes: Iterable[int], path: Path | None = None) -> np.ndarray:

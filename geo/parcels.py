@@ -7,10 +7,11 @@ measured in that UTM CRS.
 
 Validation is per parcel and never sinks the batch: each bad parcel becomes one row of
 ``ParcelSet.rejects`` naming the parcel, its farmer, its row (0-based position in the file),
-the file, the problem and the fix. Only whole-file problems raise: a missing file, missing
-columns, a missing CRS, every parcel's coordinates plainly wrong for the declared CRS (swapped
-axes, degrees declared as metres or the reverse: see :mod:`geo.parcel_crs`), or no parcel at
-all on the imagery.
+the file, the problem and the fix (a crop not in the legend: the legend names close to it,
+:func:`geo.legend.close_crops`), and is logged, one warning each. Only whole-file problems
+raise: a missing file, missing columns, a missing CRS, every parcel's coordinates plainly
+wrong for the declared CRS (swapped axes, degrees declared as metres or the reverse: see
+:mod:`geo.parcel_crs`), or no parcel at all on the imagery.
 
 When the caller knows the imagery's footprint (``imagery=``, a
 :class:`~geo.sources.base.Bounds`), it is the reference that recognises swapped lon/lat, and
@@ -38,6 +39,7 @@ from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import ParcelError, ParcelGeometryError
+from geo.legend import LegendError, close_crops
 from geo.parcel_crs import diagnose, imagery_region, summary
 from geo.sources.base import Bounds
 from geo.types import CROPS, check_crop
@@ -51,6 +53,7 @@ __all__ = [
     "ParcelSet",
     "find_overlaps",
     "read_parcels",
+    "reject_records",
     "validate_parcels",
 ]
 
@@ -114,6 +117,23 @@ class ParcelSet:
     def crs(self) -> CRS | None:
         """The parcels' CRS (UTM)."""
         return self.parcels.crs
+
+
+def reject_records(rejects: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rejects (:data:`REJECT_COLUMNS`) as JSON-ready records, in order: ``parcel_id`` and
+    ``farmer_id`` (None when missing), ``file``, ``error`` (the whole message with the fix).
+    What ``stages/<stage>/summary.json`` lists under ``rejects``."""
+    out = []
+    for rec in rejects.to_dict("records"):
+        out.append(
+            {
+                "parcel_id": _as_id(rec.get("parcel_id")),
+                "farmer_id": _as_id(rec.get("farmer_id")),
+                "file": str(rec.get("file", "")),
+                "error": str(rec.get("error", "")),
+            }
+        )
+    return out
 
 
 def read_parcels(
@@ -515,7 +535,7 @@ def validate_parcels(
         try:
             check_crop(crop, where="declared_crop")
         except ParcelError as exc:
-            rejects.add(row, str(exc))
+            rejects.add(row, f"{exc}{_close_hint(crop)}")
     declared = pd.to_numeric(frame["declared_area_ha"], errors="coerce").to_numpy(np.float64)
     for bad_row in np.flatnonzero(~(declared > 0) | ~np.isfinite(declared)):
         rejects.add(
@@ -584,16 +604,41 @@ def validate_parcels(
     parcels["declared_area_ha"] = parcels["declared_area_ha"].astype(np.float64)
     parcels["area_ha"] = parcels["area_ha"].astype(np.float64)
     reject_frame = rejects.frame()
-    if len(reject_frame):
-        log.warning(
-            "%s: %d of %d parcels rejected (first: %s)",
-            source,
-            len(reject_frame),
-            n,
-            reject_frame["error"].iloc[0],
-        )
+    _log_rejects(reject_frame, n, source)
     log.info("%s: %d parcels valid in %s", source, len(parcels), parcels.crs.to_string())
     return ParcelSet(parcels=parcels, rejects=reject_frame, source=source, outside_imagery=off)
+
+
+#: At most this many rejects are logged one by one (all are in ``ParcelSet.rejects``).
+LOGGED_REJECTS = 50
+
+
+def _log_rejects(rejects: pd.DataFrame, n: int, source: str) -> None:
+    """One warning per reject (the first :data:`LOGGED_REJECTS`), after a count."""
+    if not len(rejects):
+        return
+    log.warning("%s: %d of %d parcels rejected", source, len(rejects), n)
+    for message in rejects["error"].iloc[:LOGGED_REJECTS]:
+        log.warning("rejected: %s", message)
+    if len(rejects) > LOGGED_REJECTS:
+        log.warning(
+            "%s: %d more rejects not logged; every one is in the stage's summary.json and the "
+            "report",
+            source,
+            len(rejects) - LOGGED_REJECTS,
+        )
+
+
+def _close_hint(crop: str) -> str:
+    """``"; close legend names: ..."`` for an unknown crop, or ``""`` when none is close."""
+    try:
+        close = close_crops(crop)
+    except LegendError as exc:  # the legend file is unreadable: say so, keep the reject
+        log.warning("cannot suggest legend names for %r: %s", crop, exc)
+        return ""
+    if not close:
+        return ""
+    return f"; close legend names: {', '.join(close)}"
 
 
 def _outside_imagery(

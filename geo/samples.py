@@ -126,6 +126,55 @@ def _band_columns(columns: pd.Index, path: Path) -> dict[str, str | None]:
     return found
 
 
+#: At most this many bad cells are named in one error.
+_SHOWN_PROBLEMS: Final[int] = 10
+
+
+def _check_cells(frame: pd.DataFrame, bands: list[str], path: Path, csv: bool) -> None:
+    """Refuse the file when a band cell is text, negative or infinite, or an ``ewoc_code`` is
+    blank or not an integer: a training file is never silently thinned or relabelled.
+
+    Blank band cells, 0 and 65535 stay nodata (the extraction's convention). Each bad cell
+    is named with its line (CSV: header = 1) or row (Parquet: 0-based), column and value.
+
+    Raises:
+        SampleError: every bad cell (the first :data:`_SHOWN_PROBLEMS`) and the fix.
+    """
+    where = (lambda i: f"line {int(i) + 2}") if csv else (lambda i: f"row {int(i)}")
+    problems: list[str] = []
+    for col in bands:
+        raw = frame[col]
+        values = pd.to_numeric(raw, errors="coerce")
+        text = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        with np.errstate(invalid="ignore"):
+            negative = values < 0
+            infinite = values.abs() == np.inf
+        for mask, what in ((text, "is not a number"), (negative, "is negative"),
+                           (infinite, "is not finite")):  # fmt: skip
+            for i in frame.index[mask.to_numpy()][:_SHOWN_PROBLEMS]:
+                cell = raw.loc[i]
+                shown = repr(cell) if isinstance(cell, str) else str(cell)
+                problems.append(f"{where(i)}, column {col}: {shown} {what}")
+    if "ewoc_code" in frame.columns:
+        raw = frame["ewoc_code"]
+        codes = pd.to_numeric(raw, errors="coerce")
+        with np.errstate(invalid="ignore"):
+            bad = codes.isna() | (codes != np.floor(codes)) | (codes.abs() == np.inf)
+        for i in frame.index[bad.to_numpy()][:_SHOWN_PROBLEMS]:
+            cell = raw.loc[i]
+            shown = "blank" if pd.isna(cell) else repr(cell) if isinstance(cell, str) else str(cell)
+            problems.append(f"{where(i)}, column ewoc_code: {shown} is not an integer code")
+    if problems:
+        more = len(problems) - _SHOWN_PROBLEMS
+        raise SampleError(
+            f"{path}: {len(problems)} bad cell(s): "
+            f"{'; '.join(problems[:_SHOWN_PROBLEMS])}{f' and {more} more' if more > 0 else ''}; "
+            "band values are uint16 reflectance x 10000 (0, 65535 or blank for nodata) and "
+            "ewoc_code a WorldCereal integer code (see data/legend.csv): fix the cells or drop "
+            "the rows"
+        )
+
+
 def _half_period_days(frame: pd.DataFrame) -> np.ndarray:
     """Days from each row's stamp to the middle of the compositing period it stands for.
 
@@ -162,15 +211,19 @@ def read_samples(path: Path, season: Season | None = None, max_gap: int = 3) -> 
         max_gap: longest run of empty dekads filled by linear interpolation.
 
     Raises:
-        SampleError: unreadable file, missing columns, bad dates, no sample in the season.
+        SampleError: unreadable file, missing columns, a band cell that is text, negative or
+            infinite, a blank or non-integer ``ewoc_code`` (each named with its line), bad
+            dates, no sample in the season.
         geo.legend.LegendError: an ``ewoc_code`` that is not in ``data/legend.csv``.
     """
     path = Path(path)
+    csv = path.suffix.lower() not in (".parquet", ".pq", ".geoparquet")
     try:
-        if path.suffix.lower() in (".parquet", ".pq", ".geoparquet"):
+        if not csv:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path)
+            # blank lines kept (then dropped) so that a row's index + 2 is its line in the file
+            frame = pd.read_csv(path, skip_blank_lines=False).dropna(how="all")
     except (OSError, ValueError, ImportError) as exc:
         raise SampleError(f"cannot read samples file {path}: {exc}") from exc
     for col in ("sample_id", "timestamp"):
@@ -182,6 +235,7 @@ def read_samples(path: Path, season: Season | None = None, max_gap: int = 3) -> 
     if frame.empty:
         raise SampleError(f"{path}: no rows")
     bands = _band_columns(frame.columns, path)
+    _check_cells(frame, [c for c in bands.values() if c is not None], path, csv)
     try:
         stamps = pd.to_datetime(frame["timestamp"]).dt.tz_localize(None).dt.normalize()
     except (ValueError, TypeError) as exc:
@@ -203,7 +257,7 @@ def read_samples(path: Path, season: Season | None = None, max_gap: int = 3) -> 
         band_col = bands[band]
         if band_col is None:
             continue
-        values = pd.to_numeric(frame[band_col], errors="coerce").to_numpy(dtype=np.float64)
+        values = pd.to_numeric(frame[band_col], errors="coerce").to_numpy(np.float64, copy=True)
         values[(values >= _NODATA_DN) | (values <= 0)] = np.nan
         dn[:, i] = values
     b8a, b08 = BANDS.index("B8A"), BANDS.index("B08")

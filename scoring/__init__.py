@@ -4,6 +4,7 @@ Imports geo only (never torch or prefect). The public surface is listed in ``__a
 """
 
 from scoring.drawdown import simulate_draws
+from scoring.farmers import read_farmers, set_aside_parcels
 from scoring.features import FeatureConfig, farmer_features
 from scoring.ledger import Ledger
 from scoring.loanbook import simulate_loan_book
@@ -43,7 +44,9 @@ __all__ = [
     "limit_single",
     "load_economics",
     "load_shipped_pd",
+    "read_farmers",
     "reasons_for",
+    "set_aside_parcels",
     "simulate_draws",
     "simulate_loan_book",
     "train_pd",

@@ -653,6 +653,7 @@ def backtest(
         TableError: no stage output in ``out_dir``, or a missing archive file.
     """
     from geo.parcels import find_overlaps, read_parcels
+    from scoring.farmers import read_farmers
 
     out_dir, archive = Path(out_dir), Path(archive)
     found = {
@@ -677,7 +678,7 @@ def backtest(
                 "(`cropcredit generate`), whose truth/ holds the simulated outcomes' inputs"
             )
     assessments = {s: pd.read_parquet(p) for s, p in found.items()}
-    farmers = pd.read_csv(paths["farmers"], dtype={"farmer_id": str})
+    farmers, _ = read_farmers(paths["farmers"])  # the lines onboarding accepted
     overlaps = find_overlaps(read_parcels(paths["parcels"]).parcels)
     truth = pd.read_parquet(paths["truth"])
     return backtest_frames(

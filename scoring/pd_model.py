@@ -233,12 +233,21 @@ def load_shipped_pd() -> PDModel:
     return PDModel.load(SHIPPED_PATH)
 
 
+def _where(df: pd.DataFrame, i: int, source: str) -> str:
+    """Where the ``i``-th row (0-based) is: ``line N (row i+1)`` of a CSV read by
+    :func:`read_loans` (its index is the line - 2), ``row i+1`` otherwise."""
+    if source.lower().endswith(".csv") and pd.api.types.is_integer_dtype(df.index):
+        return f"line {int(df.index[i]) + 2} (row {i + 1})"
+    return f"row {i + 1}"
+
+
 def validate_loans(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """Check a lender's loan history against the schema above; return a clean copy.
 
     Raises:
         TableError: names the file (``source``), the column and, for bad values, the first
-            offending row (1-based data row) with the fix.
+            offending row (1-based data row; for a CSV also its line in the file, header = 1)
+            with the fix.
     """
     required = [*PD_FEATURES, "default"]
     missing = [c for c in required if c not in df.columns]
@@ -256,12 +265,14 @@ def validate_loans(df: pd.DataFrame, source: str) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise TableError(
-                f"{source}: column {col} row {i + 1} is {out[col].iloc[i]!r}; expected a number"
+                f"{source}: {_where(out, i, source)}, column {col} is {out[col].iloc[i]!r}; "
+                "expected a number (digits and a decimal point, no thousands separator)"
             )
         if values.isna().any():
             i = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise TableError(
-                f"{source}: column {col} row {i + 1} is empty; fill it in or drop the row"
+                f"{source}: {_where(out, i, source)}, column {col} is empty; fill it in or drop "
+                "the row"
             )
         infinite = ~np.isfinite(values.to_numpy(dtype=float))
         if infinite.any():
@@ -269,7 +280,8 @@ def validate_loans(df: pd.DataFrame, source: str) -> pd.DataFrame:
             raw = out[col].iloc[i]
             shown = repr(raw) if isinstance(raw, str) else str(raw)
             raise TableError(
-                f"{source}: column {col} row {i + 1} is {shown}, not a finite number; "
+                f"{source}: {_where(out, i, source)}, column {col} is {shown}, not a finite "
+                "number; "
                 "replace it with a finite value or drop the row"
             )
         out[col] = values.astype(float)
@@ -283,13 +295,15 @@ def validate_loans(df: pd.DataFrame, source: str) -> pd.DataFrame:
         if bad_mask.any():
             i = int(np.flatnonzero(bad_mask)[0])
             raise TableError(
-                f"{source}: column {col} row {i + 1} is {v[i]}; expected a value in "
+                f"{source}: {_where(out, i, source)}, column {col} is {v[i]}; expected a value in "
                 f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
             )
     d = out["default"].to_numpy()
     if not np.isin(d, (0.0, 1.0)).all():
         i = int(np.flatnonzero(~np.isin(d, (0.0, 1.0)))[0])
-        raise TableError(f"{source}: column default row {i + 1} is {d[i]}; expected 0 or 1")
+        raise TableError(
+            f"{source}: {_where(out, i, source)}, column default is {d[i]}; expected 0 or 1"
+        )
     out["default"] = out["default"].astype(int)
     n_def = int(out["default"].sum())
     if n_def < 10 or len(out) - n_def < 10:
@@ -388,7 +402,8 @@ def read_loans(path: Path | str) -> pd.DataFrame:
     try:
         if p.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(p)
-        return pd.read_csv(p)
+        # blank lines kept then dropped: a row's index + 2 stays its line in the file
+        return pd.read_csv(p, skip_blank_lines=False).dropna(how="all")
     except UnicodeDecodeError as exc:
         raise TableError(
             f"{p}: the loan history is not UTF-8 text ({exc}); save it as UTF-8 CSV "

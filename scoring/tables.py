@@ -21,7 +21,6 @@ replaces the rows with the same (crop, region, season) key and may add rows.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -30,6 +29,7 @@ import pandas as pd
 
 from geo.errors import TableError
 from geo.paths import shipped_file
+from geo.tablecells import parse_numbers
 from geo.types import CROPS, GrowthStage, Season
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,9 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise TableError(f"{path}: crop economics file not found; pass an existing CSV path")
     try:
-        df = pd.read_csv(path, dtype={"region": str, "season": str, "table_version": str})
+        # blank lines kept then dropped: a row's index + 2 stays its line in the file
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        df = df[(df.apply(lambda col: col.str.strip()) != "").any(axis=1)] if len(df) else df
     except pd.errors.EmptyDataError as exc:
         raise TableError(
             f"{path}: the file is empty; expected a CSV whose header holds "
@@ -187,8 +189,8 @@ def _read(path: Path) -> pd.DataFrame:
 def _parse_rows(df: pd.DataFrame, path: Path) -> dict[tuple[str, str, str], EconomicsRow]:
     rows: dict[tuple[str, str, str], EconomicsRow] = {}
     stages = {s.value: s for s in GrowthStage}
-    for i, rec in enumerate(df.to_dict("records")):
-        line = i + 2  # header is line 1
+    for index, rec in zip(df.index, df.to_dict("records"), strict=True):
+        line = int(index) + 2  # header is line 1; blank lines are counted
         crop = str(rec["crop"]).strip()
         region = str(rec["region"]).strip()
         season = str(rec["season"]).strip()
@@ -197,12 +199,10 @@ def _parse_rows(df: pd.DataFrame, path: Path) -> dict[tuple[str, str, str], Econ
             raise TableError(f"{where}: unknown crop {crop!r}; use one of {', '.join(CROPS)}")
         values: dict[str, float] = {}
         for col in NUMERIC_COLUMNS:
-            v = pd.to_numeric(pd.Series([rec[col]]), errors="coerce").iloc[0]
-            if pd.isna(v) or not math.isfinite(v):
-                raise TableError(f"{where}: column {col} is {rec[col]!r}; expected a finite number")
-            if v < 0:
-                raise TableError(f"{where}: column {col} is negative ({v}); use a value >= 0")
-            values[col] = float(v)
+            parsed, problems = parse_numbers([str(rec[col])], [line], col)
+            if problems:
+                raise TableError(f"{problems[0].message(str(path))} ({crop}, {region}, {season})")
+            values[col] = float(parsed[0])
         if values["yield_cv"] > 1:
             raise TableError(
                 f"{where}: yield_cv {values['yield_cv']} > 1; give it as a fraction (0.15)"

@@ -5,7 +5,16 @@ module covers one group. ``tests/reliability`` runs them as tests and ``python -
 eval.reliability`` prints them as a table.
 """
 
-from eval.reliability_cases import cluster, faults, imagery, leaks, parcels, tables, web  # noqa: F401
+from eval.reliability_cases import (  # noqa: F401  (one module a line: parallel work merges)
+    cluster,
+    faults,
+    imagery,
+    leaks,
+    onboarding,
+    parcels,
+    tables,
+    web,
+)
 from eval.reliability_cases.base import (
     CASES,
     FIXTURES,

@@ -494,7 +494,13 @@ def onboarding_off_imagery(ctx: Context) -> str:
     footprint = _tiny_archive(ctx.tmp / "archive")
     expect(footprint is not None, "the local archive gave no footprint")
     farmers = ctx.tmp / "farmers.csv"
-    pd.DataFrame({"farmer_id": ["F-1", "F-2", "F-3"]}).to_csv(farmers, index=False)
+    pd.DataFrame(
+        {
+            "farmer_id": ["F-1", "F-2", "F-3"],
+            "annual_debt_service_eur": [500.0, 500.0, 500.0],
+            "years_with_lender": [4, 4, 4],
+        }
+    ).to_csv(farmers, index=False)
     path = ctx.tmp / "parcels.geojson"
     _lonlat_parcels().to_file(path, driver="GeoJSON")
     with capture_logs() as logs:

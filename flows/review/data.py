@@ -261,6 +261,27 @@ class SeasonOutputs:
 
         return self._cache.get(f"parcels:{path}", [path], build)
 
+    def rejects(self) -> list[dict[str, Any]]:
+        """Every parcel and farmer line rejected at onboarding, with its reason (the latest
+        stage's ``summary.json`` ``rejects``; empty when the run wrote none)."""
+        path = self.out_dir / "stages" / self.latest_stage().value / "summary.json"
+
+        def build() -> list[dict[str, Any]]:
+            if not path.exists():
+                return []
+            try:
+                listed = json.loads(path.read_text(encoding="utf-8")).get("rejects", [])
+            except (json.JSONDecodeError, AttributeError):
+                log.warning("%s: not a stage summary; no rejects shown", path)
+                return []
+            return [
+                {k: str(r.get(k) or "") for k in ("parcel_id", "farmer_id", "file", "error")}
+                for r in listed
+                if isinstance(r, dict)
+            ]
+
+        return self._cache.get(f"rejects:{path}", [path], build)
+
     # -- portfolio ----------------------------------------------------------------------------
     def portfolio(self) -> pd.DataFrame:
         """One row per farmer with a decision: current limit, last change, PD, flags, review.

@@ -186,6 +186,7 @@ def portfolio(
         "sum_limit": float(shown["limit_eur"].sum()) if len(shown) else 0.0,
         "n_review": int(shown["needs_review"].sum()) if len(shown) else 0,
         "n_flagged": int(shown["flags"].map(bool).sum()) if len(shown) else 0,
+        "rejects": data.rejects(),
     }
     return TEMPLATES.TemplateResponse(request, "portfolio.html", context)
 

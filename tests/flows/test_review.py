@@ -187,6 +187,23 @@ def test_portfolio_filters(client: TestClient) -> None:
     assert 'data-farmer="F-001"' not in page.text
 
 
+def test_portfolio_lists_every_onboarding_reject_escaped(client: TestClient, tiny: TinyRun) -> None:
+    summary = tiny.out / "stages" / STAGES[2].value / "summary.json"
+    assert not summary.exists()
+    rejects = [
+        {"parcel_id": "P-77", "farmer_id": "F-009", "file": "p.gpkg", "error": "unknown crop"},
+        {"parcel_id": "<b>P-78</b>", "farmer_id": None, "file": "p.gpkg", "error": "giant"},
+    ]
+    summary.write_text(json.dumps({"rejects": rejects}), encoding="utf-8")
+    try:
+        page = client.get("/", headers=_auth(VIEWER)).text
+        assert 'id="rejects"' in page and "P-77" in page and "unknown crop" in page
+        assert "&lt;b&gt;P-78&lt;/b&gt;" in page and "<b>P-78" not in page
+    finally:
+        summary.unlink()
+    assert 'id="rejects"' not in client.get("/", headers=_auth(VIEWER)).text
+
+
 def test_exports_for_core_banking(client: TestClient) -> None:
     r = client.get("/api/limits.parquet", headers=_auth(VIEWER))
     assert r.status_code == 200

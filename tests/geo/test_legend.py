@@ -58,3 +58,13 @@ def test_committed_legend_is_what_build_legend_makes(shared_data: Path) -> None:
         committed[["ewoc_code", "crop"]].reset_index(drop=True),
         check_dtype=False,
     )
+
+
+def test_close_crops_name_the_class_of_a_worldcereal_label() -> None:
+    from geo.legend import close_crops
+
+    close = close_crops("common_soft_wheat")
+    assert close[0] == "winter_cereals (legend label 'common_soft_wheat')"
+    assert any(c.startswith("winter_cereals") for c in close_crops("Wheat"))
+    assert close_crops("sunflowers")[0] == "sunflower"
+    assert close_crops("qqqq") == []

@@ -335,3 +335,26 @@ def test_3d_polygons_are_flattened_and_a_missing_crop_is_named() -> None:
     assert result.parcels["parcel_id"].tolist() == ["P-0"]
     assert not result.parcels.geometry.iloc[0].has_z
     assert "missing declared_crop; expected one of non_crop" in result.rejects["error"].iloc[0]
+
+
+def test_every_reject_is_logged_and_a_legend_miss_names_close_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from geo.parcels import reject_records
+
+    gdf = parcels_frame(
+        3,
+        declared_crop=["maize", "common_soft_wheat", "maize"],
+        geometry=[square(0), square(1), box(E0, N0 + 500, E0 + 3000, N0 + 3500)],
+    )
+    with caplog.at_level(logging.WARNING, logger="geo.parcels"):
+        result = validate_parcels(gdf, source="pledges.gpkg")
+    assert result.parcels["parcel_id"].tolist() == ["P-0"]
+    logged = caplog.text
+    assert "parcel P-1 (row 1 of pledges.gpkg)" in logged
+    assert "parcel P-2 (row 2 of pledges.gpkg)" in logged
+    wheat = result.rejects.set_index("parcel_id").loc["P-1", "error"]
+    assert "close legend names: winter_cereals (legend label 'common_soft_wheat')" in wheat
+    records = reject_records(result.rejects)
+    assert [r["parcel_id"] for r in records] == ["P-1", "P-2"]
+    assert records[0]["farmer_id"] == "F-1" and records[0]["file"] == "pledges.gpkg"

@@ -147,3 +147,33 @@ def test_real_france_has_500_samples_and_the_contract_split(shared_data: Path) -
     assert {k: len(v) for k, v in parts.items()} == {"train": 307, "cal": 76, "test": 117}
     ids = [set(p.sample_ids.tolist()) for p in parts.values()]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "needle"),
+    [
+        ("S2-L2A-B04", "abc", "line 3, column S2-L2A-B04: 'abc' is not a number"),
+        ("S2-L2A-B04", "-120", "line 3, column S2-L2A-B04: -120 is negative"),
+        ("ewoc_code", "", "line 3, column ewoc_code: blank is not an integer code"),
+        ("ewoc_code", "wheat", "line 3, column ewoc_code: 'wheat' is not an integer code"),
+    ],
+)
+def test_a_bad_cell_refuses_the_file_naming_line_column_and_value(
+    tmp_path: Path, column: str, cell: str, needle: str
+) -> None:
+    path = tmp_path / "labels.csv"
+    frame = _frame(_dekad_dates([3, 4, 5])).astype({column: object})
+    frame.loc[1, column] = cell
+    frame.to_csv(path, index=False)
+    with pytest.raises(SampleError) as info:
+        read_samples(path)
+    assert str(path) in str(info.value) and needle in str(info.value)
+
+
+def test_blank_and_nodata_band_cells_stay_missing_in_a_csv(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    frame = _frame(_dekad_dates([3, 4, 5])).astype({"S2-L2A-B04": object})
+    frame.loc[1, "S2-L2A-B04"] = ""
+    frame.to_csv(path, index=False)
+    series = read_samples(path, SEASON, max_gap=0)
+    assert series.observed[0].tolist()[3:6] == [True, False, True]

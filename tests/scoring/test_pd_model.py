@@ -95,16 +95,32 @@ def test_validate_loans_names_the_problem() -> None:
         validate_loans(good.drop(columns="health_z"), "book.csv")
     bad = good.astype({"margin_ratio": object})
     bad.loc[7, "margin_ratio"] = "high"
-    with pytest.raises(TableError, match="column margin_ratio row 8 is 'high'"):
+    with pytest.raises(
+        TableError, match=r"line 9 \(row 8\), column margin_ratio is 'high'; expected a number"
+    ):
         validate_loans(bad, "book.csv")
     bad = good.copy()
     bad.loc[2, "default"] = 2
-    with pytest.raises(TableError, match="column default row 3"):
+    with pytest.raises(TableError, match=r"line 4 \(row 3\), column default is 2"):
         validate_loans(bad, "book.csv")
     bad = good.copy()
     bad.loc[0, "verified_share"] = 1.5
-    with pytest.raises(TableError, match=r"verified_share row 1 is 1.5; expected a value in"):
+    with pytest.raises(
+        TableError, match=r"line 2 \(row 1\), column verified_share is 1.5; expected a value in"
+    ):
         validate_loans(bad, "book.csv")
+
+
+def test_loan_errors_name_the_line_of_the_file_across_blank_lines(tmp_path: Path) -> None:
+    from scoring.pd_model import read_loans
+
+    book = simulate_loan_book(30, seed=2).astype({"health_z": object})
+    book.loc[5, "health_z"] = "n.a."
+    path = tmp_path / "loans.csv"
+    text = book.to_csv(index=False).splitlines()
+    path.write_text("\n".join([*text[:3], "", *text[3:]]) + "\n", encoding="utf-8")
+    with pytest.raises(TableError, match=r"line 8 \(row 6\), column health_z is 'n.a.'"):
+        validate_loans(read_loans(path), str(path))
 
 
 def test_train_pd_from_file(tmp_path: Path) -> None:

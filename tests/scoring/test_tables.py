@@ -53,7 +53,7 @@ def test_cost_to_come_falls_through_the_season(economics) -> None:
 
 def test_negative_price_names_line_and_column(tmp_path: Path, table: pd.DataFrame) -> None:
     table.loc[3, "price_eur_t"] = "-5"
-    with pytest.raises(TableError, match=r"line 5 .*price_eur_t is negative"):
+    with pytest.raises(TableError, match=r"line 5, column price_eur_t: '-5' is negative; use"):
         load_economics(_write(tmp_path, table))
 
 
@@ -95,3 +95,34 @@ def test_override_replaces_matching_rows(tmp_path: Path, table: pd.DataFrame) ->
 def test_missing_file() -> None:
     with pytest.raises(TableError, match="not found"):
         load_economics("/nonexistent/econ.csv")
+
+
+def test_errors_name_the_line_of_the_file_across_blank_lines(
+    tmp_path: Path, table: pd.DataFrame
+) -> None:
+    table.loc[3, "price_eur_t"] = "-5"
+    lines = table.to_csv(index=False).splitlines()
+    path = tmp_path / "econ.csv"
+    path.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(TableError, match=rf"{path} line 6, column price_eur_t: '-5' is negative"):
+        load_economics(path)
+
+
+@pytest.mark.parametrize(
+    ("cell", "needle"),
+    [
+        ("1,980", "'1,980' is not a number; write a plain number: 1980"),
+        ("", "column price_eur_t is blank"),
+        ("1e400", "'1e400' is not a finite number"),
+    ],
+)
+def test_an_override_with_a_bad_number_is_refused_with_the_fix(
+    tmp_path: Path, table: pd.DataFrame, cell: str, needle: str
+) -> None:
+    over = table.iloc[[3]].assign(price_eur_t=cell, table_version="lender-1")
+    path = _write(tmp_path, over, "override.csv")
+    with pytest.raises(TableError) as err:
+        load_economics(override=path)
+    assert str(err.value).startswith(f"{path} line 2, column price_eur_t") and needle in str(
+        err.value
+    )
