@@ -143,5 +143,5 @@ def test_public_surface(repo_root: Path) -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert len(module.__all__) == 22
+    assert len(module.__all__) == 24
     assert all(hasattr(module, name) for name in module.__all__)
