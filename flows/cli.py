@@ -31,6 +31,7 @@ from flows import progress
 from flows.settings import SeasonParams, SourceParams
 from geo.errors import CropCreditError
 from geo.types import GrowthStage
+from scoring.layout import RunLayout
 
 app = typer.Typer(
     help="Seasonal agricultural credit limits from Sentinel-2 imagery.",
@@ -121,7 +122,7 @@ def demo(
 ) -> None:
     """Run a whole generated season end to end and write limits, a report and maps."""
     _setup_logging(verbose)
-    ledger = out / "ledger.sqlite"
+    ledger = RunLayout(out).ledger
     if ledger.exists() and not keep_ledger:
         ledger.unlink()
     params = _season_params(
@@ -289,7 +290,7 @@ def acquire(
             catalog_url=catalog_url,
             sh_base_url=sh_base_url,
             sh_profile=sh_profile,
-            cache_dir=out / "cache",
+            cache_dir=RunLayout(out).cache,
         ),
         out=out,
     )
@@ -442,7 +443,7 @@ def review(
     from flows.review import serve
 
     _setup_logging(verbose)
-    if not (out / "run.json").exists():
+    if not RunLayout(out).run_json.exists():
         raise _fail(f"{out} holds no season run (run.json missing); run `make demo` first")
     serve(out, host, port, ledger_url=ledger_url)
 
@@ -547,7 +548,7 @@ def backtest(out: Out = Path("out/demo"), verbose: Verbose = False) -> None:
     from scoring.backtest import run_backtest_cli
 
     _setup_logging(verbose)
-    if not (out / "run.json").exists():
+    if not RunLayout(out).run_json.exists():
         raise _fail(f"{out} holds no season run (run.json missing); run `make demo` first")
     try:
         console.print(run_backtest_cli(out))
