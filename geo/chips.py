@@ -148,7 +148,7 @@ class ChipPlan:
         """The parcels of ``chip`` (rows of ``parcels`` by ``parcel_id``), in the chip's CRS."""
         ids = set(self.assignment.index[self.assignment == chip.chip_id])
         mine = parcels[parcels["parcel_id"].astype(str).isin(ids)]
-        return mine.to_crs(chip.crs) if str(mine.crs) != chip.crs else mine
+        return mine if mine.crs.to_epsg() == chip.epsg else mine.to_crs(chip.crs)
 
     def counts(self) -> pd.Series:
         """Parcels per chip id, in chip order."""
@@ -210,7 +210,7 @@ def plan_chips(
         crs = f"EPSG:{zone}"
         geoms = parcels.geometry.iloc[rows]
         pts = points.iloc[rows]
-        if str(parcels.crs) != crs:
+        if parcels.crs.to_epsg() != zone:
             geoms, pts = geoms.to_crs(crs), pts.to_crs(crs)
         col = np.floor(pts.x.to_numpy() / side).astype(np.int64)
         row = np.floor(pts.y.to_numpy() / side).astype(np.int64)
