@@ -307,7 +307,10 @@ def book_composites(
 
     if not plan.chips or len({c.epsg for c in plan.chips}) > 1 or not as_of_by_region:
         return {}
-    if plan.bbox_pixels > MAX_BOOK_COMPOSITE_PX or board.parcels.crs.to_epsg() != plan.chips[0].epsg:
+    if (
+        plan.bbox_pixels > MAX_BOOK_COMPOSITE_PX
+        or board.parcels.crs.to_epsg() != plan.chips[0].epsg
+    ):
         return {}
     season = Season(params.season)
     as_of = max(as_of_by_region.values())
