@@ -302,6 +302,51 @@ def acquire(
     console.print(summary)
 
 
+@app.command()
+def plan(
+    parcels: Annotated[Path | None, typer.Option(help="Parcels (GeoParquet/GeoPackage).")] = None,
+    archive: Annotated[Path, typer.Option(help="Archive holding parcels.parquet.")] = Path(
+        "out/demo/archive"
+    ),
+    source: Annotated[str, typer.Option(help="generated | local | stac | sentinelhub")] = "local",
+    scenes: Annotated[
+        int, typer.Option(help="Scenes per chip over the season (Sentinel-2: ~73 a year).")
+    ] = 73,
+    show: Annotated[int, typer.Option(help="Chips listed (the largest first).")] = 30,
+    verbose: Verbose = False,
+) -> None:
+    """Plan the book into chips: parcels per chip, pixels to read against the bounding box's,
+    and for Sentinel Hub the estimated processing units."""
+    from geo.chips import plan_chips, sentinelhub_units
+    from geo.parcels import read_parcels
+
+    _setup_logging(verbose)
+    try:
+        book = read_parcels(parcels or archive / "parcels.parquet").parcels
+        chip_plan = plan_chips(book)
+    except CropCreditError as exc:
+        raise _fail(str(exc)) from None
+    counts = chip_plan.counts()
+    table = Table(title=f"{len(chip_plan)} chips, {len(book)} parcels")
+    for col in ("chip", "zone", "parcels", "window px"):
+        table.add_column(col, justify="right" if col != "chip" else "left")
+    for chip in sorted(chip_plan.chips, key=lambda c: -int(counts[c.chip_id]))[:show]:
+        h, w = chip.shape
+        table.add_row(chip.chip_id, chip.crs, str(counts[chip.chip_id]), f"{w} x {h}")
+    console.print(table)
+    window, bbox = chip_plan.window_pixels, chip_plan.bbox_pixels
+    console.print(
+        f"pixels to read per scene: {window:,} in chip windows against {bbox:,} in the bounding "
+        f"box ({window / max(bbox, 1):.3f}x)"
+    )
+    units = sentinelhub_units(chip_plan, scenes)
+    line = (
+        f"Sentinel Hub: ~{units:,.0f} processing units for {scenes} scenes per chip "
+        "(per request: width x height / 512^2 x 12 bands / 3, at least 0.005)"
+    )
+    console.print(line if source == "sentinelhub" else f"(if read from {line})")
+
+
 def _labelled_scene(labels: Path, imagery: Path, season_year: int, cache: Path) -> object:
     """Composite of a local archive over labelled parcels as a
     :class:`vision.finetune.LabelledScene` (:func:`vision.finetune.scene_from_parcels`). The

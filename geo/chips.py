@@ -8,8 +8,10 @@ metres, 10 m pixels. The grid of a zone does not depend on the book: chip (col, 
 Each parcel belongs to exactly one chip: the one whose core holds the parcel's representative
 point (a point inside the polygon; shapely's ``representative_point``). The chip's *window*,
 what the flow reads and segments, is the core grown by ``HALO_PX`` pixels (the context the
-tiled inference needs at the core's edges), then grown again, on the 10 m grid, to cover every
-parcel it owns whole. Windows of neighbouring chips overlap; a parcel is still assessed once,
+tiled inference needs at the core's edges), grown to cover every parcel it owns whole, and
+shrunk to the extent of those parcels plus the halo (a chip with one village reads the village,
+not 26 km2): the bounding box of its parcels widened by ``HALO_PX``, snapped outward to the
+10 m grid. So a window is at most the core plus the halo, unless a parcel reaches further. Windows of neighbouring chips overlap; a parcel is still assessed once,
 in its own chip. Only chips that hold parcels are planned.
 
 Pure functions over frames and plain values: no file, no network.
@@ -70,8 +72,8 @@ class Chip:
         col, row: its position on the zone's grid (``core.left = col * CHIP_PX * 10 m``,
             ``core.bottom = row * CHIP_PX * 10 m``).
         core: the grid square that owns parcels (metres in ``EPSG:<epsg>``).
-        window: what is read and segmented: the core plus the halo, grown to cover every
-            parcel the chip owns; edges on the 10 m grid.
+        window: what is read and segmented: the chip's parcels' bounding box plus the halo,
+            edges on the 10 m grid (within the core plus the halo unless a parcel reaches out).
     """
 
     epsg: int
@@ -224,12 +226,8 @@ def plan_chips(
         for key, part in frame.groupby(["col", "row"], sort=True):
             c, r = (int(v) for v in key)  # type: ignore[call-overload,union-attr]
             core = Bounds(c * side, r * side, (c + 1) * side, (r + 1) * side, crs)
-            wl, wr = _snap_out(
-                min(core.left - halo, part["l"].min()), max(core.right + halo, part["r"].max())
-            )
-            wb, wt = _snap_out(
-                min(core.bottom - halo, part["b"].min()), max(core.top + halo, part["t"].max())
-            )
+            wl, wr = _snap_out(part["l"].min() - halo, part["r"].max() + halo)
+            wb, wt = _snap_out(part["b"].min() - halo, part["t"].max() + halo)
             chip = Chip(zone, c, r, core, Bounds(wl, wb, wr, wt, crs))
             chips.append(chip)
             for i in part.index:
