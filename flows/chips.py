@@ -133,6 +133,9 @@ def assess_chip(
     ids = parcels["parcel_id"].astype(str).tolist()
     try:
         source = _source(imagery)
+        refresh = getattr(source, "refresh", None)  # a local archive re-lists its files: the
+        if callable(refresh):  # worker's source outlives a stage, the archive may have changed
+            refresh()
         cache = ChipCache(cache_dir)
         wanted = {r: as_of_by_region[r] for r in sorted(parcels["region"].unique())}
         refs = source.search(chip.window, season.start, max(wanted.values()))
@@ -296,6 +299,7 @@ def book_composites(
     board: tasks.Onboarded,
     plan: ChipPlan,
     as_of_by_region: dict[str, dt.date],
+    source: TileSource | None = None,
 ) -> dict[dt.date, Composite]:
     """For the report's maps: the chips' composites at the stage's last date pasted into the
     book's box (each chip's core), from the chip cache. Empty for a book over two UTM zones
@@ -317,7 +321,7 @@ def book_composites(
     box = parcels_bounds(board.parcels)
     grid = Grid.of(box, 10.0)
     cache = ChipCache(params.imagery.cache_dir or RunLayout(params.out).cache)
-    source = _source(params.imagery)
+    source = source or _source(params.imagery)
     data = observed = None
     for chip in plan.chips:
         refs = source.search(chip.window, season.start, as_of)
@@ -329,17 +333,23 @@ def book_composites(
         if data is None or observed is None:
             data = np.full((part.shape[0], part.shape[1], grid.height, grid.width), np.nan, "f4")
             observed = np.zeros((part.shape[0], grid.height, grid.width), dtype=bool)
-        # the core, clipped to the box, in both grids' pixels
+        # the core, clipped to the box and to the (shrunk) chip window, in both grids' pixels
         w = chip.window
-        x0, x1 = max(chip.core.left, box.left), min(chip.core.right, box.right)
-        y0, y1 = max(chip.core.bottom, box.bottom), min(chip.core.top, box.top)
+        x0 = max(chip.core.left, box.left, w.left)
+        x1 = min(chip.core.right, box.right, w.right)
+        y0 = max(chip.core.bottom, box.bottom, w.bottom)
+        y1 = min(chip.core.top, box.top, w.top)
         if x1 <= x0 or y1 <= y0:
             continue
         c0, c1 = round((x0 - box.left) / 10), round((x1 - box.left) / 10)
         r0, r1 = round((box.top - y1) / 10), round((box.top - y0) / 10)
         pc, pr = round((x0 - w.left) / 10), round((w.top - y1) / 10)
-        data[:, :, r0:r1, c0:c1] = part.data[:, :, pr : pr + r1 - r0, pc : pc + c1 - c0]
-        observed[:, r0:r1, c0:c1] = part.observed[:, pr : pr + r1 - r0, pc : pc + c1 - c0]
+        nr = min(r1 - r0, part.shape[-2] - pr, grid.height - r0)
+        nc = min(c1 - c0, part.shape[-1] - pc, grid.width - c0)
+        if nr <= 0 or nc <= 0:
+            continue
+        data[:, :, r0 : r0 + nr, c0 : c0 + nc] = part.data[:, :, pr : pr + nr, pc : pc + nc]
+        observed[:, r0 : r0 + nr, c0 : c0 + nc] = part.observed[:, pr : pr + nr, pc : pc + nc]
     if data is None or observed is None:
         return {}
     return {
@@ -352,3 +362,19 @@ def book_composites(
             as_of=as_of,
         )
     }
+
+
+def write_book_composite(
+    params: SeasonParams,
+    board: tasks.Onboarded,
+    plan: ChipPlan,
+    as_of_by_region: dict[str, dt.date],
+    source: TileSource | None = None,
+) -> dict[dt.date, Composite]:
+    """:func:`book_composites`, also written (compressed) to
+    ``<cache>/composite-<as_of>-book.npz`` for the review app's map layers."""
+    composites = book_composites(params, board, plan, as_of_by_region, source)
+    cache = params.imagery.cache_dir or RunLayout(params.out).cache
+    for as_of, composite in composites.items():
+        composite.to_npz(cache / f"composite-{as_of:%Y%m%d}-book.npz", compressed=True)
+    return composites

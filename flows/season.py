@@ -106,6 +106,9 @@ def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, obj
             refs = source.search(chip.window, season_.start, as_of)
             composite = chips.chip_composite(source, chip, refs, season_, as_of, cache, read)
             observed = max(observed, float(composite.observed.any(axis=(1, 2)).sum()))
+        # a small book's chips pasted into one composite (the review app's map layers)
+        every = dict.fromkeys(board.parcels["region"], as_of)
+        chips.write_book_composite(params, board, plan, every, source)
     summary: dict[str, object] = {
         "as_of": as_of,
         "chips": len(plan),
@@ -222,7 +225,7 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
     )
     # the report's maps: the chips' composites pasted into the book's box (small books only)
     composites = (
-        chips.book_composites(params, board, plan, as_of_by_region)
+        chips.write_book_composite(params, board, plan, as_of_by_region)
         if (stage == params.stages[-1])
         else {}
     )

@@ -11,8 +11,9 @@ what the flow reads and segments, is the core grown by ``HALO_PX`` pixels (the c
 tiled inference needs at the core's edges), grown to cover every parcel it owns whole, and
 shrunk to the extent of those parcels plus the halo (a chip with one village reads the village,
 not 26 km2): the bounding box of its parcels widened by ``HALO_PX``, snapped outward to the
-10 m grid. So a window is at most the core plus the halo, unless a parcel reaches further. Windows of neighbouring chips overlap; a parcel is still assessed once,
-in its own chip. Only chips that hold parcels are planned.
+10 m grid. So a window is at most the core plus the halo, unless a parcel reaches further.
+Windows of neighbouring chips overlap; a parcel is still assessed once, in its own chip.
+Only chips that hold parcels are planned.
 
 Pure functions over frames and plain values: no file, no network.
 """
