@@ -31,6 +31,7 @@ from flows import progress
 from flows.settings import SeasonParams, SourceParams
 from geo.errors import CropCreditError
 from geo.types import GrowthStage
+from scoring.layout import RunLayout
 
 app = typer.Typer(
     help="Seasonal agricultural credit limits from Sentinel-2 imagery.",
@@ -121,7 +122,7 @@ def demo(
 ) -> None:
     """Run a whole generated season end to end and write limits, a report and maps."""
     _setup_logging(verbose)
-    ledger = out / "ledger.sqlite"
+    ledger = RunLayout(out).ledger
     if ledger.exists() and not keep_ledger:
         ledger.unlink()
     params = _season_params(
@@ -289,7 +290,7 @@ def acquire(
             catalog_url=catalog_url,
             sh_base_url=sh_base_url,
             sh_profile=sh_profile,
-            cache_dir=out / "cache",
+            cache_dir=RunLayout(out).cache,
         ),
         out=out,
     )
@@ -299,6 +300,51 @@ def acquire(
     except CropCreditError as exc:
         raise _fail(str(exc)) from None
     console.print(summary)
+
+
+@app.command()
+def plan(
+    parcels: Annotated[Path | None, typer.Option(help="Parcels (GeoParquet/GeoPackage).")] = None,
+    archive: Annotated[Path, typer.Option(help="Archive holding parcels.parquet.")] = Path(
+        "out/demo/archive"
+    ),
+    source: Annotated[str, typer.Option(help="generated | local | stac | sentinelhub")] = "local",
+    scenes: Annotated[
+        int, typer.Option(help="Scenes per chip over the season (Sentinel-2: ~73 a year).")
+    ] = 73,
+    show: Annotated[int, typer.Option(help="Chips listed (the largest first).")] = 30,
+    verbose: Verbose = False,
+) -> None:
+    """Plan the book into chips: parcels per chip, pixels to read against the bounding box's,
+    and for Sentinel Hub the estimated processing units."""
+    from geo.chips import plan_chips, sentinelhub_units
+    from geo.parcels import read_parcels
+
+    _setup_logging(verbose)
+    try:
+        book = read_parcels(parcels or archive / "parcels.parquet").parcels
+        chip_plan = plan_chips(book)
+    except CropCreditError as exc:
+        raise _fail(str(exc)) from None
+    counts = chip_plan.counts()
+    table = Table(title=f"{len(chip_plan)} chips, {len(book)} parcels")
+    for col in ("chip", "zone", "parcels", "window px"):
+        table.add_column(col, justify="right" if col != "chip" else "left")
+    for chip in sorted(chip_plan.chips, key=lambda c: -int(counts[c.chip_id]))[:show]:
+        h, w = chip.shape
+        table.add_row(chip.chip_id, chip.crs, str(counts[chip.chip_id]), f"{w} x {h}")
+    console.print(table)
+    window, bbox = chip_plan.window_pixels, chip_plan.bbox_pixels
+    console.print(
+        f"pixels to read per scene: {window:,} in chip windows against {bbox:,} in the bounding "
+        f"box ({window / max(bbox, 1):.3f}x)"
+    )
+    units = sentinelhub_units(chip_plan, scenes)
+    line = (
+        f"Sentinel Hub: ~{units:,.0f} processing units for {scenes} scenes per chip "
+        "(per request: width x height / 512^2 x 12 bands / 3, at least 0.005)"
+    )
+    console.print(line if source == "sentinelhub" else f"(if read from {line})")
 
 
 def _labelled_scene(labels: Path, imagery: Path, season_year: int, cache: Path) -> object:
@@ -442,7 +488,7 @@ def review(
     from flows.review import serve
 
     _setup_logging(verbose)
-    if not (out / "run.json").exists():
+    if not RunLayout(out).run_json.exists():
         raise _fail(f"{out} holds no season run (run.json missing); run `make demo` first")
     serve(out, host, port, ledger_url=ledger_url)
 
@@ -547,7 +593,7 @@ def backtest(out: Out = Path("out/demo"), verbose: Verbose = False) -> None:
     from scoring.backtest import run_backtest_cli
 
     _setup_logging(verbose)
-    if not (out / "run.json").exists():
+    if not RunLayout(out).run_json.exists():
         raise _fail(f"{out} holds no season run (run.json missing); run `make demo` first")
     try:
         console.print(run_backtest_cli(out))

@@ -520,10 +520,14 @@ def write_report(
     limits.to_parquet(out / "limits.parquet")
 
     last = outcomes[-1]
-    composite = last.composites[max(last.composites)]
-    maps = write_maps(report_dir / "maps", composite, board.parcels, last.assessment)
-    fmap = parcel_map(board.parcels, last.assessment, limits, composite, report_dir / "layers")
-    (report_dir / "map.html").write_text(with_csp(fmap.get_root().render()), encoding="utf-8")
+    maps: dict[str, Path] = {}
+    if last.composites:  # a book too large (or over two zones) for one composite has no maps
+        composite = last.composites[max(last.composites)]
+        maps = write_maps(report_dir / "maps", composite, board.parcels, last.assessment)
+        fmap = parcel_map(board.parcels, last.assessment, limits, composite, report_dir / "layers")
+        (report_dir / "map.html").write_text(with_csp(fmap.get_root().render()), encoding="utf-8")
+    else:
+        log.info("report: no book composite (large book), so no maps")
 
     by_stage = (
         history.groupby("stage", sort=False)

@@ -12,17 +12,21 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
 
-from flows import progress, tasks
+from flows import chips, progress, tasks
 from flows.settings import SeasonParams
 from flows.versions import public_params, run_manifest
 from geo.calendar import stage_dates
+from geo.chip_cache import ChipCache
+from geo.chips import plan_chips
 from geo.composite import Composite
-from geo.parcels import parcels_bounds, reject_records
+from geo.parcels import reject_records
 from geo.types import GrowthStage, Season
+from scoring.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +44,38 @@ class StageOutcome:
     failed: list[dict[str, str]] = field(default_factory=list)
 
 
+#: The last onboarding of this process, by its inputs (files' size and mtime included):
+#: a season onboards once, and every stage of the run reuses it.
+_BOARDED: dict[tuple[object, ...], tasks.Onboarded] = {}
+
+
+def _board_key(params: SeasonParams) -> tuple[object, ...] | None:
+    paths = (params.parcels_path(), params.farmers_path())
+    if not all(p.is_file() for p in paths):
+        return None
+    stamps = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    return (stamps, params.regions, params.imagery.model_dump_json())
+
+
 def _board(params: SeasonParams) -> tasks.Onboarded:
     if params.imagery.source == "sentinelhub" and params.sentinelhub_concurrency:
         tasks.set_concurrency_limit(tasks.SENTINELHUB_TAG, params.sentinelhub_concurrency)
+    key = _board_key(params)
+    if key is not None and key in _BOARDED:
+        return _BOARDED[key]
     # the source first: the generated one writes its archive (parcels included) on first use
     with tasks.imagery_tags(params.imagery):
         source = tasks.prepare_source(params.imagery)
     footprint = getattr(source, "footprint", None)  # a local archive knows its scenes' bounds
     imagery = footprint() if callable(footprint) else None
-    return tasks.load_parcels(
+    board = tasks.load_parcels(
         params.parcels_path(), params.farmers_path(), params.regions, imagery=imagery
     )
+    key = _board_key(params)  # the generated archive exists now
+    if key is not None:
+        _BOARDED.clear()
+        _BOARDED[key] = board
+    return board
 
 
 @flow(name="onboard")
@@ -71,15 +96,23 @@ def acquire(params: SeasonParams, as_of: dt.date | None = None) -> dict[str, obj
     season_ = Season(params.season)
     as_of = min(max(as_of or dt.date.today(), season_.start), season_.end)
     board = _board(params)
-    bounds = parcels_bounds(board.parcels)
-    cache = params.imagery.cache_dir or params.out / "cache"
-    with tasks.imagery_tags(params.imagery):  # as _composites, keeping the source for its units
+    plan = plan_chips(board.parcels)
+    cache = ChipCache(params.imagery.cache_dir or RunLayout(params.out).cache)
+    read: dict[str, float] = {}
+    observed = 0.0
+    with tasks.imagery_tags(params.imagery):  # keeping the source for its units
         source = tasks.prepare_source(params.imagery)
-        composite = tasks.acquire_composite(source, bounds, season_, as_of, cache)
-    observed = float(composite.observed.any(axis=(1, 2)).sum())
+        for chip in plan.chips:
+            refs = source.search(chip.window, season_.start, as_of)
+            composite = chips.chip_composite(source, chip, refs, season_, as_of, cache, read)
+            observed = max(observed, float(composite.observed.any(axis=(1, 2)).sum()))
+        # a small book's chips pasted into one composite (the review app's map layers)
+        every = dict.fromkeys(board.parcels["region"], as_of)
+        chips.write_book_composite(params, board, plan, every, source)
     summary: dict[str, object] = {
         "as_of": as_of,
-        "shape": composite.shape,
+        "chips": len(plan),
+        "scenes_read": int(read.get("scenes_read", 0)),
         "dekads_observed": observed,
     }
     units = getattr(source, "processing_units", None)
@@ -94,12 +127,21 @@ def assess(params: SeasonParams, stage: GrowthStage) -> Path:
     """Crop type, planted area and health per parcel at ``stage``; writes the table."""
     board = _board(params)
     as_of = _stage_dates(params, board, stage)
-    table, curves = _assess(params, board, _composites(params, board, as_of), as_of)
-    path = params.out / "stages" / stage.value / "assessment.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(path)
-    curves.to_parquet(path.with_name("curves.parquet"))
-    return path
+    with tasks.task_runner(params) as runner:
+        book = chips.assess_book(
+            params,
+            board,
+            plan_chips(board.parcels),
+            as_of,
+            stage,
+            params.run_id or "assess",
+            runner,
+        )
+    layout = RunLayout(params.out)
+    layout.stage_dir(stage).mkdir(parents=True, exist_ok=True)
+    book.assessment.to_parquet(layout.assessment(stage))
+    book.curves.to_parquet(layout.curves(stage))
+    return layout.assessment(stage)
 
 
 def _stage_dates(
@@ -109,100 +151,69 @@ def _stage_dates(
     return {r: stage_dates(r, season)[stage] for r in sorted(board.parcels["region"].unique())}
 
 
-def _composites(
-    params: SeasonParams, board: tasks.Onboarded, as_of_by_region: dict[str, dt.date]
-) -> dict[dt.date, Composite]:
-    bounds = parcels_bounds(board.parcels)
-    cache = params.imagery.cache_dir or params.out / "cache"
-    season = Season(params.season)
-    with tasks.imagery_tags(params.imagery):  # Sentinel Hub calls: throttled by tag
-        source = tasks.prepare_source(params.imagery)
-        return {
-            as_of: tasks.acquire_composite(source, bounds, season, as_of, cache)
-            for as_of in sorted(set(as_of_by_region.values()))
-        }
-
-
-def _assess(
-    params: SeasonParams,
-    board: tasks.Onboarded,
-    composites: dict[dt.date, Composite],
-    as_of_by_region: dict[str, dt.date],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    tables, curves = [], []
-    regions = progress.track(
-        as_of_by_region.items(), "assessing parcels by region", len(as_of_by_region)
-    )
-    for region, as_of in regions:
-        parcels = board.parcels[board.parcels["region"] == region]
-        if parcels.empty:
-            continue
-        table, curve, _ = tasks.assess(parcels, composites[as_of], params.segmenter)
-        tables.append(table)
-        curves.append(curve)
-    return pd.concat(tables, ignore_index=True), pd.concat(curves, ignore_index=True)
-
-
 def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> StageOutcome:
     from scoring.ledger import Ledger
 
     logger = get_run_logger()
     season = Season(params.season)
     board = _board(params)
+    plan = plan_chips(board.parcels)
     as_of_by_region = _stage_dates(params, board, stage)
-    composites = _composites(params, board, as_of_by_region)
-    assessment, curves = _assess(params, board, composites, as_of_by_region)
+    params.out.mkdir(parents=True, exist_ok=True)  # the default ledger lives there
     ledger = Ledger(params.ledger())
     ledger.create()
     previous = None if stage == GrowthStage.PRE_SOWING else ledger.current_limits(season)
     drawn = ledger.drawn(season)
     manifest = run_manifest(params)
     done: list[pd.DataFrame] = []
-    failed: list[dict[str, str]] = tasks.unassessed_farmers(board, assessment)
     written = 0
-    batches = tasks.farmer_batches(assessment, params.batch_size)
-    with (
-        tasks.task_runner(params) as runner,
-        progress.step(f"{stage.value}: scoring farmer batches", len(batches)) as advance,
-    ):
-        futures = tasks.submit_scores(runner, batches, board, params, stage, previous, drawn)
-        for part, future in zip(batches, futures, strict=True):
-            try:
-                decisions, features = future.result()
-            except Exception as exc:  # one bad farmer must not sink the batch: isolate it
-                logger.warning("batch failed (%s); scoring its farmers one by one", exc)
-                decisions, features, bad = _one_by_one(part, board, params, stage, previous, drawn)
-                failed += bad
-                if decisions.empty:
-                    advance(1)
-                    continue
-            # one transaction per batch: a crash loses at most the batch in flight, and a
-            # re-run with the same run id skips the farmers already decided
-            written += ledger.record_decisions(
-                run_id,
-                season,
-                decisions,
-                model_version=manifest["model_version"],
-                policy_version=manifest["policy_version"],
-                config=public_params(params),
-            )
-            if params.simulate_draws:
-                from scoring.drawdown import simulate_draws
+    with tasks.task_runner(params) as runner:
+        # one task per chip, then the farmers whose parcels were all assessed are scored
+        book = chips.assess_book(params, board, plan, as_of_by_region, stage, run_id, runner)
+        assessment, curves, failed = chips.scorable(board, book)
+        batches = tasks.farmer_batches(assessment, params.batch_size)
+        with progress.step(f"{stage.value}: scoring farmer batches", len(batches)) as advance:
+            futures = tasks.submit_scores(runner, batches, board, params, stage, previous, drawn)
+            for part, future in zip(batches, futures, strict=True):
+                try:
+                    decisions, features = future.result()
+                except Exception as exc:  # one bad farmer must not sink the batch: isolate it
+                    logger.warning("batch failed (%s); scoring its farmers one by one", exc)
+                    decisions, features, bad = _one_by_one(
+                        part, board, params, stage, previous, drawn
+                    )
+                    failed += bad
+                    if decisions.empty:
+                        advance(1)
+                        continue
+                # one transaction per batch: a crash loses at most the batch in flight, and a
+                # re-run with the same run id skips the farmers already decided
+                written += ledger.record_decisions(
+                    run_id,
+                    season,
+                    decisions,
+                    model_version=manifest["model_version"],
+                    policy_version=manifest["policy_version"],
+                    config=public_params(params),
+                )
+                if params.simulate_draws:
+                    from scoring.drawdown import simulate_draws
 
-                draws = simulate_draws(decisions, features, stage, previous=drawn)
-                ledger.record_draws(season, stage, draws)
-            done.append(decisions)
-            advance(1)
-            if params.throttle_s:
-                time.sleep(params.throttle_s)
+                    draws = simulate_draws(decisions, features, stage, previous=drawn)
+                    ledger.record_draws(season, stage, draws)
+                done.append(decisions)
+                advance(1)
+                if params.throttle_s:
+                    time.sleep(params.throttle_s)
     decisions = pd.concat(done, ignore_index=True) if done else tasks.empty_decisions()
     _write_stage(
-        params.out / "stages" / stage.value,
+        RunLayout(params.out).stage_dir(stage),
         assessment,
         curves,
         decisions,
         failed,
         rejects=reject_records(board.rejects),
+        failed_chips=book.failed_chips,
     )
     logger.info(
         "%s: %d decisions (%d new in the ledger), %d farmers failed: %s",
@@ -211,6 +222,12 @@ def _limit_stage(params: SeasonParams, stage: GrowthStage, run_id: str) -> Stage
         written,
         len(failed),
         decisions["action"].value_counts().to_dict(),
+    )
+    # the report's maps: the chips' composites pasted into the book's box (small books only)
+    composites = (
+        chips.write_book_composite(params, board, plan, as_of_by_region)
+        if (stage == params.stages[-1])
+        else {}
     )
     return StageOutcome(stage, decisions, assessment, curves, written, composites, failed)
 
@@ -248,6 +265,7 @@ def _write_stage(
     decisions: pd.DataFrame,
     failed: list[dict[str, str]],
     rejects: list[dict[str, object]] | None = None,
+    failed_chips: list[dict[str, Any]] | None = None,
 ) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
     assessment.to_parquet(stage_dir / "assessment.parquet")
@@ -265,6 +283,7 @@ def _write_stage(
         "failures": failed,
         "rejected": len(rejects or []),
         "rejects": list(rejects or []),  # every onboarding reject, with its reason
+        "failed_chips": list(failed_chips or []),  # chips whose parcels were not assessed
     }
     (stage_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
@@ -292,7 +311,7 @@ def season(params: SeasonParams) -> list[StageOutcome]:
     run_id = params.run_id or f"season-{params.season}-{uuid.uuid4().hex[:8]}"
     params.out.mkdir(parents=True, exist_ok=True)
     manifest = run_manifest(params)
-    (params.out / "run.json").write_text(
+    RunLayout(params.out).run_json.write_text(
         json.dumps({"run_id": run_id, **manifest}, indent=2, default=str)
     )
     ledger = Ledger(params.ledger())
@@ -319,11 +338,4 @@ def season(params: SeasonParams) -> list[StageOutcome]:
 
 def default_outputs(out: Path) -> dict[str, Path]:
     """Where a season run writes its outputs."""
-    return {
-        "limits (CSV)": out / "limits.csv",
-        "limits (Parquet)": out / "limits.parquet",
-        "report": out / "report" / "index.html",
-        "maps": out / "report" / "maps",
-        "ledger": out / "ledger.sqlite",
-        "run manifest": out / "run.json",
-    }
+    return RunLayout(out).outputs()

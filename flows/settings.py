@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from geo.types import STAGES, GrowthStage
+from scoring.layout import RunLayout
 
 SourceName = Literal["generated", "local", "stac", "sentinelhub"]
 
@@ -78,7 +79,7 @@ class SeasonParams(_Params):
         run's parameters) is left out, so the driver takes it from its own place
         (``PGPASSWORD`` or ``~/.pgpass`` for PostgreSQL)."""
         if not self.ledger_url:
-            return f"sqlite:///{(self.out / 'ledger.sqlite').resolve()}"
+            return RunLayout(self.out).ledger_url()
         from sqlalchemy.engine import make_url
 
         url = make_url(self.ledger_url)

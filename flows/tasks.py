@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from flows import progress
 from flows.settings import SeasonParams, SourceParams
 from geo.composite import Composite, composite_dekads
 from geo.parcels import find_overlaps, read_parcels
-from geo.sources.base import Bounds, TileSource
+from geo.sources.base import Bounds, SceneData, SceneRef, TileSource
 from geo.sources.factory import open_source
 from geo.types import GrowthStage, Season
 from scoring.farmers import read_farmers, set_aside_parcels
@@ -169,6 +170,15 @@ def load_parcels(
     return Onboarded(parcels, rejects, overlaps, farmers)
 
 
+def read_scenes(
+    source: TileSource, refs: Sequence[SceneRef], bounds: Bounds
+) -> Iterator[SceneData]:
+    """Read ``refs`` over ``bounds`` one at a time, in the order given: the one place every
+    path (box composites, chips) reads scenes."""
+    for ref in refs:
+        yield source.read(ref, bounds)
+
+
 @task(name="acquire-composite", cache_policy=NO_CACHE)
 def acquire_composite(
     source: TileSource, bounds: Bounds, season: Season, as_of: dt.date, cache_dir: Path
@@ -187,7 +197,7 @@ def acquire_composite(
         return Composite.from_npz(path)
     logger.info("compositing %d scenes up to %s", len(refs), as_of)
     scenes = progress.track(
-        (source.read(r, bounds) for r in refs), f"reading scenes up to {as_of}", len(refs)
+        read_scenes(source, refs, bounds), f"reading scenes up to {as_of}", len(refs)
     )
     composite = composite_dekads(scenes, season, as_of)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -202,24 +212,34 @@ def _segmenter(path: str | None) -> object:
     return load_segmenter(Path(path) if path else None)
 
 
+@functools.lru_cache(maxsize=1)
+def _reference_curves() -> pd.DataFrame:
+    """The reference stage curves, read once per worker process."""
+    from vision.health import load_reference_curves
+
+    return load_reference_curves()
+
+
 @task(name="assess-parcels", cache_policy=NO_CACHE)
 def assess(
-    parcels: gpd.GeoDataFrame, composite: Composite, segmenter: Path | None = None
+    parcels: gpd.GeoDataFrame,
+    composite: Composite,
+    segmenter: Path | None = None,
+    tile: int = 256,
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Segment the composite and summarise each parcel: crop, area, health."""
+    """Segment the composite (tiles of ``tile`` px) and summarise each parcel: crop, area,
+    health. The model input is prepared by the segmenter (``Segmenter.prepare``)."""
     from scoring.features import FeatureConfig
     from vision.assess import assess_parcels
-    from vision.health import load_reference_curves
     from vision.infer import predict_proba
-    from vision.model import model_input
 
     seg = _segmenter(str(segmenter) if segmenter else None)
-    proba = predict_proba(seg, model_input(composite.data))  # type: ignore[arg-type]
+    proba = predict_proba(seg, seg.prepare(composite.data), tile=tile)  # type: ignore[attr-defined,arg-type]
     table, curves = assess_parcels(
         parcels,
         composite,
         proba,
-        reference_curves=load_reference_curves(),
+        reference_curves=_reference_curves(),
         # the stage's error matrix widens the planted-area interval by the crop's precision
         # and recall (issue #8)
         area_error=seg.error_matrix(composite.as_of),  # type: ignore[attr-defined]
@@ -303,6 +323,22 @@ def task_runner(params: SeasonParams) -> TaskRunner[Any]:
     return ThreadPoolTaskRunner(max_workers=2)
 
 
+@functools.lru_cache(maxsize=2)
+def _economics(path: Path | None) -> Any:
+    """The economics table, read once per worker process (per override path)."""
+    from scoring.tables import load_economics
+
+    return load_economics(override=path)
+
+
+@functools.lru_cache(maxsize=2)
+def _pd_model(path: Path | None) -> Any:
+    """The PD model, loaded once per worker process (per path)."""
+    from scoring.pd_model import PDModel, load_shipped_pd
+
+    return PDModel.load(path) if path else load_shipped_pd()
+
+
 @task(name="score-farmers", cache_policy=NO_CACHE)
 def score(
     assessment: pd.DataFrame,
@@ -314,12 +350,10 @@ def score(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features, PD with reasons, and the limit policy for one stage's batch."""
     from scoring.features import farmer_features
-    from scoring.pd_model import PDModel, load_shipped_pd
     from scoring.policy import PolicyConfig, decide_batch
-    from scoring.tables import load_economics
 
     season = Season(params.season)
-    economics = load_economics(override=params.economics)
+    economics = _economics(params.economics)
     policy = PolicyConfig()
     features = farmer_features(
         assessment,
@@ -330,7 +364,7 @@ def score(
         stage,
         cfg=policy.features,
     )
-    model = PDModel.load(params.pd_model) if params.pd_model else load_shipped_pd()
+    model = _pd_model(params.pd_model)
     pd_ = model.predict(features)
     reasons = model.reasons(features)
     decisions = decide_batch(features, pd_, reasons, previous, drawn, stage, policy)

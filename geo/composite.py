@@ -82,8 +82,9 @@ class Composite:
         """(T, H, W) bool: a value exists (observed or gap-filled); all bands share it."""
         return np.asarray(~np.isnan(self.data[:, 0]))
 
-    def to_npz(self, path: str | Path) -> Path:
-        """Cache the composite to ``path`` (uncompressed ``.npz``, atomic); return the path.
+    def to_npz(self, path: str | Path, *, compressed: bool = False) -> Path:
+        """Cache the composite to ``path`` (``.npz``, zlib-compressed if ``compressed``,
+        atomic); return the path.
 
         Raises:
             ImageryError: the file cannot be written.
@@ -93,7 +94,7 @@ class Composite:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(
+                (np.savez_compressed if compressed else np.savez)(
                     f,
                     version=np.int64(_NPZ_VERSION),
                     data=self.data,

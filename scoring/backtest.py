@@ -72,6 +72,7 @@ from geo.errors import TableError
 from geo.types import GrowthStage, Season
 from scoring.drawdown import simulate_draws
 from scoring.features import FLAGS, farmer_features
+from scoring.layout import RunLayout
 from scoring.loanbook import ALPHA
 from scoring.pd_model import PDModel, load_shipped_pd
 from scoring.policy import PolicyConfig, decide_batch
@@ -656,11 +657,8 @@ def backtest(
     from scoring.farmers import read_farmers
 
     out_dir, archive = Path(out_dir), Path(archive)
-    found = {
-        s: out_dir / "stages" / s.value / "assessment.parquet"
-        for s in GrowthStage
-        if (out_dir / "stages" / s.value / "assessment.parquet").is_file()
-    }
+    layout = RunLayout(out_dir)
+    found = {s: layout.assessment(s) for s in GrowthStage if layout.assessment(s).is_file()}
     if not found:
         raise TableError(
             f"{out_dir}: no stages/<stage>/assessment.parquet; run the season first "
@@ -766,7 +764,7 @@ def run_backtest_cli(out_dir: Path) -> str:
         TableError: ``run.json`` missing or unreadable, or what :func:`backtest` raises.
     """
     out_dir = Path(out_dir)
-    path = out_dir / "run.json"
+    path = RunLayout(out_dir).run_json
     try:
         params = json.loads(path.read_text())["params"]
         archive = Path(params["imagery"]["archive"])

@@ -29,6 +29,7 @@ import pandas as pd
 from flows.report import CROP_COLORS, HEALTH_COLORS, current_limits_table, override_columns
 from geo.errors import TableError
 from geo.types import STAGES, GrowthStage, Season
+from scoring.layout import RunLayout
 from scoring.ledger import STAGE_ORDER, Ledger
 from scoring.policy import PolicyConfig
 
@@ -153,6 +154,7 @@ class SeasonOutputs:
         cap_eur: float | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
+        self.layout = RunLayout(self.out_dir)
         self.season = Season(season)
         self.run = self._read_run()
         run_season = self.run.get("params", {}).get("season")
@@ -160,12 +162,12 @@ class SeasonOutputs:
             log.warning(
                 "review app shows season %s but %s was run for season %s",
                 self.season,
-                self.out_dir / "run.json",
+                self.layout.run_json,
                 run_season,
             )
         self.cap_eur = float(cap_eur if cap_eur is not None else PolicyConfig().cap_eur)
         url = ledger_url or self.run.get("params", {}).get("ledger_url")
-        url = url or f"sqlite:///{(self.out_dir / 'ledger.sqlite').resolve()}"
+        url = url or self.layout.ledger_url()
         self.ledger = Ledger(url, cap_eur=self.cap_eur)
         self.ledger.create()
         self._cache = _FileCache()
@@ -183,7 +185,7 @@ class SeasonOutputs:
 
     # -- files --------------------------------------------------------------------------------
     def _read_run(self) -> dict[str, Any]:
-        path = self.out_dir / "run.json"
+        path = self.layout.run_json
         if not path.exists():
             log.warning("%s missing; using the default parcel and ledger paths", path)
             return {}
@@ -224,8 +226,7 @@ class SeasonOutputs:
 
     def stages(self) -> list[GrowthStage]:
         """Stages with an assessment on disk, in season order."""
-        root = self.out_dir / "stages"
-        return [s for s in STAGES if (root / s.value / "assessment.parquet").exists()]
+        return [s for s in STAGES if self.layout.assessment(s).exists()]
 
     def latest_stage(self) -> GrowthStage:
         """The last stage assessed."""
@@ -233,12 +234,12 @@ class SeasonOutputs:
 
     def assessment(self, stage: GrowthStage | None = None) -> pd.DataFrame:
         """One row per parcel at ``stage`` (default the latest), contract of DESIGN.md."""
-        path = self.out_dir / "stages" / (stage or self.latest_stage()).value / "assessment.parquet"
+        path = self.layout.assessment(stage or self.latest_stage())
         return self._cache.get(f"assessment:{path}", [path], lambda: pd.read_parquet(path))
 
     def curves(self, stage: GrowthStage | None = None) -> pd.DataFrame:
         """Index curves per parcel and dekad at ``stage`` (default the latest)."""
-        path = self.out_dir / "stages" / (stage or self.latest_stage()).value / "curves.parquet"
+        path = self.layout.curves(stage or self.latest_stage())
 
         def build() -> pd.DataFrame:
             if not path.exists():
@@ -264,7 +265,7 @@ class SeasonOutputs:
     def rejects(self) -> list[dict[str, Any]]:
         """Every parcel and farmer line rejected at onboarding, with its reason (the latest
         stage's ``summary.json`` ``rejects``; empty when the run wrote none)."""
-        path = self.out_dir / "stages" / self.latest_stage().value / "summary.json"
+        path = self.layout.summary(self.latest_stage())
 
         def build() -> list[dict[str, Any]]:
             if not path.exists():

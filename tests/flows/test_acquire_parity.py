@@ -10,8 +10,10 @@ would mirror from it holds those same scene files.
 Each source runs through the command line as a lender runs it: ``--source stac --catalog-url
 ...``; ``--source sentinelhub --sh-base-url ... --sh-profile ...`` with the OAuth client in
 ``SH_CLIENT_ID`` / ``SH_CLIENT_SECRET`` and the token URL in the profile; ``--source local``.
-``acquire`` caches its composite in ``<out>/cache/composite-*.npz``: those are compared, and a
-second run of each remote source must not send a single HTTP request.
+``acquire`` reads the book in chips (``geo.chips``) and caches each chip's dekads; the chips'
+composites pasted into the book's box (``<out>/cache/composite-*-book.npz``) are compared, so
+parity holds chip by chip, and a second run of each remote source must not send a single HTTP
+request.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from loopback import ROUTE_COGS, ROUTE_PROCESS, ROUTE_STAC_SEARCH, LoopbackServe
 from typer.testing import CliRunner
 
 from flows.cli import app
+from geo.chips import plan_chips
 from geo.composite import Composite
+from geo.parcels import read_parcels
 from geo.sources.base import SCENE_BANDS
 from geo.types import BANDS
 
@@ -197,7 +201,9 @@ def test_sentinelhub_matches_the_local_archive_and_reruns_from_the_cache(
     hub = ["--sh-base-url", server.url, "--sh-profile", PROFILE]
     composite, printed = _acquire("sentinelhub", tmp_path, small_archive, *hub)
     days = {s.date for s in catalogue[0].scenes if s.spec.cloud_cover <= MAX_CLOUD}
-    assert server.count(ROUTE_PROCESS) == len(days)  # one Process request per acquisition day
+    n_chips = len(plan_chips(read_parcels(small_archive / "parcels.parquet").parcels))
+    # one Process request per acquisition day and chip window
+    assert server.count(ROUTE_PROCESS) == len(days) * n_chips
     assert server.units_served > 0
     spent = re.search(r"'processing_units': ([0-9.]+)", printed)
     assert spent is not None, printed
