@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
+import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -155,6 +157,9 @@ def assess_chip(
         tasks._logger().error("%s; its %d parcels fail at this stage", error, len(ids))
         return ChipResult(chip.chip_id, pd.DataFrame(), pd.DataFrame(), ids, error, stats)
     stats["seconds"] = time.perf_counter() - started
+    stats["worker_pid"] = float(os.getpid())
+    # this worker's peak resident memory so far, MB (Linux reports KiB)
+    stats["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return ChipResult(
         chip.chip_id,
         pd.concat(tables, ignore_index=True),

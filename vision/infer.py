@@ -137,7 +137,7 @@ def predict_proba(
 
     def flush(chunk: list[tuple[int, int]]) -> None:
         for i, (y0, x0) in enumerate(chunk):
-            buf_np[i] = _window(x, y0, x0, th, tw).transpose(1, 2, 0)
+            _fill_window(buf_np[i], x, y0, x0)
         inp = buf_nchw[: len(chunk)]
         if precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -157,6 +157,21 @@ def predict_proba(
     acc /= wsum
     log.debug("predict_proba: %dx%d px, %d windows of %dx%d", h, w, len(positions), th, tw)
     return acc
+
+
+def _fill_window(out: np.ndarray, x: np.ndarray, y0: int, x0: int) -> None:
+    """Write x's (C, th, tw) window at (y0, x0) into ``out`` (th, tw, C), mirrored like
+    ``np.pad(mode="symmetric")`` where it runs past the scene, without a padded copy."""
+    th, tw = out.shape[:2]
+    hh, ww = min(th, x.shape[1] - y0), min(tw, x.shape[2] - x0)
+    if th - hh > hh or tw - ww > ww:  # a pad wider than the data: np.pad's repeated mirror
+        out[:] = _window(x, y0, x0, th, tw).transpose(1, 2, 0)
+        return
+    out[:hh, :ww] = x[:, y0 : y0 + hh, x0 : x0 + ww].transpose(1, 2, 0)
+    if ww < tw:
+        out[:hh, ww:] = out[:hh, 2 * ww - tw : ww][:, ::-1]
+    if hh < th:
+        out[hh:] = out[2 * hh - th : hh][::-1]
 
 
 def _window(x: np.ndarray, y0: int, x0: int, th: int, tw: int) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""A local archive of scene files: ``<root>/scenes/*.tif`` (layout in :mod:`geo.sources.base`).
+"""A local archive of scene files: ``<root>/scenes/*.tif`` (layout in :mod:`geo.sources.base`),
+or GDAL virtual rasters ``*.vrt`` in the same layout (a mosaic or a re-gridded view of files
+kept elsewhere).
 
 :func:`write_scene` writes one :class:`~geo.sources.base.SceneData` as a Cloud-Optimised
 GeoTIFF in the archive layout; :class:`LocalArchiveSource` indexes an archive by date and
@@ -146,7 +148,8 @@ def _same_crs(a: str, b: str) -> bool:
 
 
 class LocalArchiveSource:
-    """Scenes from ``<root>/scenes/*.tif`` (see :mod:`geo.sources.base` for the layout).
+    """Scenes from ``<root>/scenes/*.tif`` and ``*.vrt`` (see :mod:`geo.sources.base` for the
+    layout).
 
     The archive is indexed on the first :meth:`search` (date from the ``ACQUISITION_DATE``
     tag, else from the file name; footprint from the file's bounds); call :meth:`refresh`
@@ -161,13 +164,17 @@ class LocalArchiveSource:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._index: list[_Entry] | None = None
+        # per file: (size, mtime) when indexed and its entry, so a refresh re-reads only
+        # headers of new or changed files
+        self._seen: dict[Path, tuple[tuple[int, int], _Entry | None]] = {}
 
     @property
     def scene_dir(self) -> Path:
         return self.root / "scenes"
 
     def refresh(self) -> None:
-        """Forget the index; the next :meth:`search` rescans ``<root>/scenes``."""
+        """Forget the index; the next :meth:`search` rescans ``<root>/scenes`` (headers are
+        read again only for files added or changed since)."""
         self._index = None
 
     def _entries(self) -> list[_Entry]:
@@ -180,10 +187,19 @@ class LocalArchiveSource:
                 "geo.sources.local.write_scene or point the source at the archive root)"
             )
         entries = []
-        for path in sorted(self.scene_dir.glob("*.tif")):
-            entry = self._index_file(path)
+        seen: dict[Path, tuple[tuple[int, int], _Entry | None]] = {}
+        for path in sorted([*self.scene_dir.glob("*.tif"), *self.scene_dir.glob("*.vrt")]):
+            try:
+                st = path.stat()
+            except OSError:  # removed while listing
+                continue
+            stamp = (st.st_size, st.st_mtime_ns)
+            known = self._seen.get(path)
+            entry = known[1] if known is not None and known[0] == stamp else self._index_file(path)
+            seen[path] = (stamp, entry)
             if entry is not None:
                 entries.append(entry)
+        self._seen = seen
         entries.sort(key=lambda e: (e.date, e.path.name))
         log.debug("indexed %d scenes in %s", len(entries), self.scene_dir)
         self._index = entries

@@ -93,3 +93,19 @@ def test_cache_round_trip_and_incremental_equals_scratch(tmp_path: Path) -> None
     files = list((tmp_path / "cache" / "c1").glob("*.npz"))
     assert len(files) == len(_by_dekad(scenes, second))
     assert cache.nbytes() > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5))
+def test_middle_values_of_one_to_five_scenes_match_a_sort(seed: int, k: int) -> None:
+    """The min/max shortcuts for 1-3 scenes a dekad give the sort's two middle clear values."""
+    scenes = _scenes(seed, k)
+    got = reduce_dekad(scenes)
+    obs = np.stack([s.dn * ((s.scl != 9) & (s.dn.min(axis=0) != 0)) for s in scenes])
+    n = (obs[:, 0] != 0).sum(axis=0)
+    for c, y, x in np.ndindex(obs.shape[1:]):
+        clear = np.sort(obs[:, c, y, x][obs[:, c, y, x] != 0])
+        m = len(clear)
+        assert m == n[y, x] == got.n_clear[y, x]
+        want = (clear[(m - 1) // 2], clear[m // 2]) if m else (0, 0)
+        assert (got.lo[c, y, x], got.hi[c, y, x]) == want

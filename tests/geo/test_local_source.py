@@ -268,3 +268,56 @@ def test_missing_archive_and_missing_file(tmp_path: Path) -> None:
     ref = SceneRef("gone", dt.date(2026, 1, 1), str(tmp_path / "gone.tif"))
     with pytest.raises(ImageryError, match="does not exist"):
         src.read(ref, bounds)
+
+
+def test_a_vrt_scene_is_read_at_its_own_grid(tmp_path: Path) -> None:
+    """A GDAL virtual raster over a scene kept elsewhere, re-gridded 5 km east, is indexed and
+    read like a file: its footprint is the VRT's, its pixels the source file's."""
+    import rasterio.shutil
+
+    scene = make_scene(dt.date(2026, 4, 2), (20, 30))
+    elsewhere = write_scene(tmp_path / "kept" / scene_file_name(scene.date), scene)
+    (tmp_path / "arc" / "scenes").mkdir(parents=True)
+    vrt = tmp_path / "arc" / "scenes" / "S2L2A_20260402_east.vrt"
+    rasterio.shutil.copy(str(elsewhere), str(vrt), driver="VRT")
+    text = vrt.read_text()
+    start, end = text.index("<GeoTransform>"), text.index("</GeoTransform>")
+    moved = f"{X0 + 5000:.1f}, 10.0, 0.0, {Y0:.1f}, 0.0, -10.0"
+    vrt.write_text(text[: start + len("<GeoTransform>")] + moved + text[end:])
+    src = LocalArchiveSource(tmp_path / "arc")
+    at_home = Bounds(X0, Y0 - 200, X0 + 300, Y0, CRS)
+    assert src.search(at_home, dt.date(2026, 1, 1), dt.date(2026, 12, 1)) == []
+    east = Bounds(X0 + 5000, Y0 - 200, X0 + 5300, Y0, CRS)
+    (ref,) = src.search(east, dt.date(2026, 1, 1), dt.date(2026, 12, 1))
+    assert ref.scene_id == "S2L2A_20260402_east" and ref.date == scene.date
+    out = src.read(ref, east)
+    np.testing.assert_array_equal(out.dn, scene.dn)
+    np.testing.assert_array_equal(out.scl, scene.scl)
+
+
+def test_refresh_rereads_only_new_or_changed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = archive(tmp_path, [make_scene(dt.date(2026, 3, 1)), make_scene(dt.date(2026, 4, 1))])
+    everything = (dt.date(2026, 1, 1), dt.date(2026, 12, 1))
+    bounds = full_bounds(make_scene(dt.date(2026, 3, 1)))
+    assert len(src.search(bounds, *everything)) == 2
+    opened: list[str] = []
+    real = LocalArchiveSource._index_file
+    monkeypatch.setattr(
+        LocalArchiveSource,
+        "_index_file",
+        staticmethod(lambda path: (opened.append(path.name), real(path))[1]),
+    )
+    src.refresh()
+    assert len(src.search(bounds, *everything)) == 2
+    assert opened == []  # nothing changed: no header read again
+    write_scene(
+        tmp_path / "scenes" / scene_file_name(dt.date(2026, 5, 1)), make_scene(dt.date(2026, 5, 1))
+    )
+    src.refresh()
+    assert [r.date.month for r in src.search(bounds, *everything)] == [3, 4, 5]
+    assert opened == ["S2L2A_20260501.tif"]
+    (tmp_path / "scenes" / "S2L2A_20260301.tif").unlink()
+    src.refresh()
+    assert [r.date.month for r in src.search(bounds, *everything)] == [4, 5]

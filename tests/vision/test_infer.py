@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geo.errors import ModelError
-from vision.infer import _ramp, _starts, predict_proba
+from vision.infer import _fill_window, _ramp, _starts, _window, predict_proba
 from vision.model import Segmenter, SegmenterConfig, build_model
 
 TINY = SegmenterConfig(n_steps=4, stem_channels=8, decoder_channels=(16, 8, 8))
@@ -73,3 +75,15 @@ def test_temperature_flattens(seg: Segmenter) -> None:
     x = _x(32, 32)
     hot = Segmenter(seg.model, seg.cfg, temperature=10.0)
     assert predict_proba(hot, x).max(0).mean() < predict_proba(seg, x).max(0).mean()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 48), st.integers(1, 48), st.data())
+def test_a_window_past_the_scene_is_mirrored_like_np_pad(
+    h: int, w: int, th: int, tw: int, data: st.DataObject
+) -> None:
+    x = np.random.default_rng(h * 100 + w).random((3, h, w), dtype=np.float32)
+    y0, x0 = data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))
+    out = np.full((th, tw, 3), np.nan, dtype=np.float32)
+    _fill_window(out, x, y0, x0)
+    np.testing.assert_array_equal(out, _window(x, y0, x0, th, tw).transpose(1, 2, 0))
